@@ -1,0 +1,1 @@
+"""Small shared building blocks (money, channels) used by every domain app."""

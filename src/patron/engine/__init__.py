@@ -1,0 +1,1 @@
+"""Pure analytics on dataframes: no Django, no Patron app (see DESIGN.md)."""

@@ -1,0 +1,159 @@
+"""Django settings for Patron, read from ``PATRON_*`` environment variables.
+
+``PATRON_HOME``          folder of the embedded store (default ``./var``)
+``PATRON_DATABASE_URL``  database URL (default: SQLite file ``PATRON_HOME/patron.sqlite3``)
+``PATRON_SECRET_KEY``    secret key (default: generated once into ``PATRON_HOME/secret_key``)
+``PATRON_TIME_ZONE``     the shop's time zone (default ``Asia/Shanghai``)
+``PATRON_CURRENCY``      the shop's currency (default ``CNY``)
+``PATRON_DEBUG``         ``1`` turns on Django's debug mode (development only)
+``PATRON_ALLOWED_HOSTS`` comma-separated host names (default: localhost names)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PATRON_HOME = Path(os.environ.get("PATRON_HOME", "var")).resolve()
+PATRON_CURRENCY = os.environ.get("PATRON_CURRENCY", "CNY").upper()
+
+
+def _secret_key() -> str:
+    """Return the configured secret key, or one generated into PATRON_HOME on first use."""
+    configured = os.environ.get("PATRON_SECRET_KEY")
+    if configured:
+        return configured
+    key_file = PATRON_HOME / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    PATRON_HOME.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    # O_EXCL: two processes starting at once must not write two different keys.
+    try:
+        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def _database_config() -> dict[str, object]:
+    url = os.environ.get("PATRON_DATABASE_URL")
+    if not url:
+        PATRON_HOME.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{PATRON_HOME / 'patron.sqlite3'}"
+    config: dict[str, object] = dict(dj_database_url.parse(url, conn_max_age=60))
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["CONN_MAX_AGE"] = 0
+        config["OPTIONS"] = {
+            # WAL lets the dashboard read while an import writes; IMMEDIATE avoids
+            # upgrade deadlocks between two writers.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        }
+    else:
+        # Test databases get a per-process name so parallel runs on one server never collide.
+        config["TEST"] = {"NAME": f"test_patron_{os.getpid()}"}
+    return config
+
+
+SECRET_KEY = _secret_key()
+DEBUG = os.environ.get("PATRON_DEBUG", "") == "1"
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in os.environ.get("PATRON_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
+    if host.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "patron.customers",
+    "patron.catalog",
+    "patron.orders",
+    "patron.ingest",
+    "patron.api",
+    "patron.web",
+    "patron.demo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "patron.urls"
+WSGI_APPLICATION = "patron.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": _database_config()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [PACKAGE_DIR / "locale"]
+TIME_ZONE = os.environ.get("PATRON_TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = PATRON_HOME / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:overview"
+LOGOUT_REDIRECT_URL = "web:login"
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("PATRON_LOG_LEVEL", "WARNING")},
+}
