@@ -59,9 +59,15 @@ class Order(models.Model):
 
 
 class OrderLine(models.Model):
-    """One line of an order; ``line_number`` is its position among the order's lines."""
+    """One line of an order.
+
+    ``line_key`` identifies the line within its order across imports: the source's own line
+    id when it has one, else ``<product_id>#<k>`` for the k-th line of that product in the
+    order. ``line_number`` is the line's position, for display.
+    """
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    line_key = models.CharField(_("line key"), max_length=160)
     line_number = models.PositiveIntegerField(_("line number"))
     product = models.ForeignKey(
         Product, on_delete=models.PROTECT, null=True, blank=True, related_name="order_lines"
@@ -74,7 +80,7 @@ class OrderLine(models.Model):
         verbose_name = _("order line")
         verbose_name_plural = _("order lines")
         constraints = [
-            models.UniqueConstraint(fields=["order", "line_number"], name="order_line_unique"),
+            models.UniqueConstraint(fields=["order", "line_key"], name="order_line_unique"),
             models.CheckConstraint(
                 condition=models.Q(quantity__gt=0)
                 & models.Q(unit_price_amount__gte=0)
@@ -85,7 +91,7 @@ class OrderLine(models.Model):
         indexes = [models.Index(fields=["product"], name="order_line_product")]
 
     def __str__(self) -> str:
-        return f"{self.order_id}#{self.line_number}"
+        return f"{self.order_id}/{self.line_key}"
 
 
 class Refund(models.Model):
