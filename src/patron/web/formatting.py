@@ -1,0 +1,108 @@
+"""Locale-aware display of money, counts and rates (pure functions behind the template filters).
+
+Chinese readers group large figures by 万 (10⁴) and 亿 (10⁸) rather than by thousands, so in
+Chinese a compact figure is ``12.35万`` where English shows ``123,456``.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from patron.core.money import currency_places, round_for_currency
+
+_CURRENCY_SYMBOLS = {
+    "CNY": "¥",
+    "JPY": "¥",
+    "USD": "$",
+    "EUR": "€",
+    "GBP": "£",
+    "HKD": "HK$",
+    "TWD": "NT$",
+    "KRW": "₩",
+}
+_WAN = Decimal(10_000)
+_YI = Decimal(100_000_000)
+_MILLION = Decimal(1_000_000)
+_BILLION = Decimal(1_000_000_000)
+
+
+def is_chinese(language: str | None) -> bool:
+    """True for a Chinese language code (``zh-hans``, ``zh-cn`` ...)."""
+    return bool(language) and str(language).lower().startswith("zh")
+
+
+def currency_symbol(currency: str) -> str:
+    """The sign written before an amount (``¥``), or the ISO code and a space if none known."""
+    return _CURRENCY_SYMBOLS.get(currency.upper(), f"{currency.upper()} ")
+
+
+def _group(amount: Decimal, places: int) -> str:
+    return f"{amount:,.{places}f}"
+
+
+def _two_places(value: Decimal) -> str:
+    """At most two decimals without trailing zeros (12.30 → 12.3, 12.00 → 12)."""
+    text = f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def format_money(amount: Decimal | int | None, currency: str) -> str:
+    """An exact amount with its currency sign and thousands separators: ``¥1,234.50``,
+    ``-¥12.00``; empty for None."""
+    if amount is None:
+        return ""
+    rounded = round_for_currency(Decimal(amount), currency)
+    sign = "-" if rounded < 0 else ""
+    return f"{sign}{currency_symbol(currency)}{_group(abs(rounded), currency_places(currency))}"
+
+
+def compact_number(value: Decimal | int, language: str | None) -> str:
+    """A large figure shortened for a headline: ``1.23万`` / ``4.5亿`` in Chinese,
+    ``1.23M`` / ``4.5B`` in English; smaller figures keep their digits (``9,876``)."""
+    number = Decimal(value)
+    magnitude = abs(number)
+    if is_chinese(language):
+        if magnitude >= _YI:
+            return f"{_two_places(number / _YI)}亿"
+        if magnitude >= _WAN:
+            return f"{_two_places(number / _WAN)}万"
+    else:
+        if magnitude >= _BILLION:
+            return f"{_two_places(number / _BILLION)}B"
+        if magnitude >= _MILLION:
+            return f"{_two_places(number / _MILLION)}M"
+    if number == number.to_integral_value():
+        return _group(number, 0)
+    return _group(number, 2)
+
+
+def format_count(value: int | None, language: str | None) -> str:
+    """A count of things: grouped digits, or 万 / 亿 in Chinese from ten thousand up."""
+    if value is None:
+        return ""
+    if is_chinese(language) and abs(value) >= _WAN:
+        return compact_number(value, language)
+    return _group(Decimal(value), 0)
+
+
+def format_money_compact(amount: Decimal | None, currency: str, language: str | None) -> str:
+    """Money for a KPI card: exact below ten thousand (or a million in English), else
+    ``¥12.35万`` / ``¥1.2亿`` in Chinese and ``¥1.23M`` in English."""
+    if amount is None:
+        return ""
+    magnitude = abs(Decimal(amount))
+    threshold = _WAN if is_chinese(language) else _MILLION
+    if magnitude < threshold:
+        return format_money(amount, currency)
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{currency_symbol(currency)}{compact_number(magnitude, language)}"
+
+
+def format_percent(rate: Decimal | float | None, places: int = 1) -> str:
+    """A share as a percentage: ``0.4251`` → ``42.5%``; an en dash when there is no rate."""
+    if rate is None:
+        return "–"
+    percent = (Decimal(str(rate)) * 100).quantize(
+        Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP
+    )
+    return f"{percent}%"

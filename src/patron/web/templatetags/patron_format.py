@@ -1,0 +1,40 @@
+"""Template filters for money, counts and rates that follow the active language.
+
+``{% load patron_format %}`` then ``{{ amount|money:currency }}``,
+``{{ amount|money_compact:currency }}``, ``{{ count|count }}`` and ``{{ rate|percent }}``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import template
+from django.utils.translation import get_language
+
+from patron.web import formatting
+
+register = template.Library()
+
+
+@register.filter
+def money(amount: Decimal | None, currency: str = "CNY") -> str:
+    """An exact amount: ``¥1,234.50``."""
+    return formatting.format_money(amount, currency or "CNY")
+
+
+@register.filter
+def money_compact(amount: Decimal | None, currency: str = "CNY") -> str:
+    """A headline amount: ``¥12.35万`` in Chinese, ``¥1.23M`` in English for large sums."""
+    return formatting.format_money_compact(amount, currency or "CNY", get_language())
+
+
+@register.filter(name="count")
+def count_filter(value: int | None) -> str:
+    """A count: ``12,345`` in English, ``1.23万`` in Chinese."""
+    return formatting.format_count(value, get_language())
+
+
+@register.filter
+def percent(rate: Decimal | float | None) -> str:
+    """A share as a percentage: ``42.5%``."""
+    return formatting.format_percent(rate)

@@ -1,0 +1,110 @@
+"""The staff dashboard's pages. Views only read the request, call selectors and render."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from patron.core.money import default_currency
+from patron.customers.models import Customer
+from patron.customers.selectors import get_customer, search_customers
+from patron.orders.selectors import (
+    customer_events,
+    customer_lifetime,
+    customer_orders,
+    shop_headline,
+    weekly_orders_revenue,
+    with_order_stats,
+)
+from patron.web.charts import weekly_orders_revenue_figure
+
+CUSTOMERS_PER_PAGE = 25
+ORDERS_SHOWN = 100
+EVENTS_SHOWN = 50
+
+View = Callable[..., HttpResponse]
+
+
+def staff_required(view: View) -> View:
+    """Let active staff users through; send anonymous visitors to the login page and refuse
+    signed-in users who are not staff (403)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not (request.user.is_active and request.user.is_staff):
+            raise PermissionDenied("the dashboard is for staff users")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@staff_required
+def overview(request: HttpRequest) -> HttpResponse:
+    """Headline figures of the shop and the weekly orders and revenue chart."""
+    headline = shop_headline(timezone.now())
+    weeks = weekly_orders_revenue()
+    currency = default_currency()
+    chart = weekly_orders_revenue_figure(weeks, currency) if weeks else None
+    return render(
+        request,
+        "web/overview.html",
+        {"headline": headline, "chart": chart, "currency": currency, "nav": "overview"},
+    )
+
+
+@staff_required
+def customer_list(request: HttpRequest) -> HttpResponse:
+    """Customers, newest first, searchable by name, e-mail, phone or external id, paged."""
+    query = request.GET.get("q", "").strip()
+    paginator = Paginator(search_customers(query), CUSTOMERS_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    # Order statistics only for the page shown: the subqueries run for 25 rows, not the shop.
+    customers = with_order_stats(
+        Customer.objects.filter(pk__in=[customer.pk for customer in page.object_list])
+    ).order_by("-pk")
+    return render(
+        request,
+        "web/customer_list.html",
+        {
+            "query": query,
+            "page": page,
+            "customers": customers,
+            "currency": default_currency(),
+            "nav": "customers",
+        },
+    )
+
+
+@staff_required
+def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
+    """One customer: profile, identities, lifetime totals, orders with lines, events."""
+    try:
+        customer = get_customer(external_id)
+    except Customer.DoesNotExist as error:
+        raise Http404(str(error)) from error
+    orders = customer_orders(customer, limit=ORDERS_SHOWN)
+    return render(
+        request,
+        "web/customer_detail.html",
+        {
+            "customer": customer,
+            "lifetime": customer_lifetime(customer),
+            "identities": customer.identities.order_by("kind", "value"),
+            "orders": orders,
+            "orders_limit": ORDERS_SHOWN,
+            "events": customer_events(customer, limit=EVENTS_SHOWN),
+            "events_limit": EVENTS_SHOWN,
+            "currency": default_currency(),
+            "nav": "customers",
+        },
+    )
