@@ -1,0 +1,120 @@
+"""Set-based writes for the importer: many rows per statement, on SQLite and PostgreSQL.
+
+The ORM saves one object at a time; an import of a million order lines needs whole columns
+written at once. These helpers take Polars frames whose columns are the table's columns and
+write them with ``executemany`` (SQLite) or ``COPY`` (PostgreSQL), inside the caller's
+transaction. Values are converted exactly as Django would store them, so the ORM reads back
+what the importer wrote.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import polars as pl
+from django.db import connection
+
+#: Keys per ``IN (...)`` list; below SQLite's historical limit of 999 parameters.
+IN_CHUNK = 900
+
+
+def is_postgres() -> bool:
+    """Whether the default database is PostgreSQL (else SQLite)."""
+    return connection.vendor == "postgresql"
+
+
+def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of ``values`` of at most ``size`` items."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def to_db_values(frame: pl.DataFrame) -> pl.DataFrame:
+    """Convert typed columns to the text the database backend stores.
+
+    Datetimes (UTC) become Django's SQLite text form (``2011-12-01 08:26:00[.ffffff]``) or
+    ISO 8601 with offset for PostgreSQL; decimals their exact text; dates ``YYYY-MM-DD``;
+    booleans 1/0 on SQLite.
+    """
+    postgres = is_postgres()
+    conversions: list[pl.Expr] = []
+    for name, dtype in frame.schema.items():
+        column = pl.col(name)
+        if isinstance(dtype, pl.Datetime):
+            if postgres:
+                conversions.append(column.dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00").alias(name))
+            else:
+                conversions.append(
+                    pl.when(column.dt.microsecond() == 0)
+                    .then(column.dt.strftime("%Y-%m-%d %H:%M:%S"))
+                    .otherwise(column.dt.strftime("%Y-%m-%d %H:%M:%S%.6f"))
+                    .alias(name)
+                )
+        elif isinstance(dtype, pl.Decimal | pl.Date):
+            conversions.append(column.cast(pl.Utf8).alias(name))
+        elif dtype == pl.Boolean and not postgres:
+            conversions.append(column.cast(pl.Int8).alias(name))
+    return frame.with_columns(conversions) if conversions else frame
+
+
+def insert_frame(table: str, frame: pl.DataFrame) -> None:
+    """Insert every row of ``frame`` into ``table`` (column names = table columns)."""
+    if frame.height == 0:
+        return
+    frame = to_db_values(frame)
+    columns = ", ".join(connection.ops.quote_name(name) for name in frame.columns)
+    with connection.cursor() as cursor:
+        if is_postgres():
+            payload = io.BytesIO()
+            frame.write_csv(payload, include_header=False, null_value="\\N")
+            quoted = connection.ops.quote_name(table)
+            sql = f"COPY {quoted} ({columns}) FROM STDIN (FORMAT csv, NULL '\\N')"
+            with cursor.cursor.copy(sql) as copy:
+                copy.write(payload.getvalue())
+        else:
+            placeholders = ", ".join(["%s"] * frame.width)
+            quoted = connection.ops.quote_name(table)
+            cursor.executemany(
+                f"INSERT INTO {quoted} ({columns}) VALUES ({placeholders})",
+                frame.rows(),
+            )
+
+
+def update_rows(table: str, frame: pl.DataFrame, key: str = "id") -> None:
+    """``UPDATE table SET <other columns> WHERE key = ...`` for every row of ``frame``."""
+    if frame.height == 0:
+        return
+    frame = to_db_values(frame)
+    others = [name for name in frame.columns if name != key]
+    assignments = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in others)
+    rows = frame.select(*others, key).rows()
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {connection.ops.quote_name(table)} SET {assignments} "
+            f"WHERE {connection.ops.quote_name(key)} = %s",
+            rows,
+        )
+
+
+def reserve_ids(table: str, count: int) -> pl.Series:
+    """``count`` new primary keys for ``table``, safe against concurrent writers.
+
+    PostgreSQL hands them out from the table's sequence. On SQLite the importer's
+    transaction holds the database's write lock from its start (``transaction_mode``
+    IMMEDIATE in settings), so the keys above the current maximum are ours.
+    """
+    if count == 0:
+        return pl.Series("id", [], dtype=pl.Int64)
+    quoted = connection.ops.quote_name(table)
+    with connection.cursor() as cursor:
+        if is_postgres():
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, count],
+            )
+            return pl.Series("id", [row[0] for row in cursor.fetchall()], dtype=pl.Int64)
+        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {quoted}")
+        start = int(cursor.fetchone()[0]) + 1
+    return pl.int_range(start, start + count, dtype=pl.Int64, eager=True).alias("id")

@@ -1,0 +1,948 @@
+"""Write validated batches into the store: one loader per kind of record.
+
+A loader takes the typed good rows of a batch, resolves the customers and products they name
+(creating those named only by id), compares them with what the store already holds and
+writes only what is new or changed, set-based. It returns, per row, whether it was inserted,
+updated or unchanged, and may reject rows that contradict each other or the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+from django.db import connection
+
+from patron.catalog.models import Category, Product
+from patron.core.money import quantize_amount
+from patron.customers.choices import IdentityKindChoices
+from patron.customers.identity import InvalidIdentifier, normalize_email, normalize_phone
+from patron.customers.models import Customer, CustomerIdentity
+from patron.customers.resolution import merge_customers
+from patron.ingest.bulk import chunks, insert_frame, is_postgres, reserve_ids, update_rows
+from patron.ingest.readers import ROW
+from patron.orders.models import Event, Order, OrderLine, Refund
+
+INSERTED, UPDATED, UNCHANGED = "inserted", "updated", "unchanged"
+_EXTERNAL_ID = IdentityKindChoices.EXTERNAL_ID.value
+_DEVICE = IdentityKindChoices.DEVICE.value
+
+
+@dataclass
+class BatchResult:
+    """Outcome of one batch: a status per written row and the rows rejected on the way."""
+
+    statuses: pl.DataFrame  # __row, status
+    rejected: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={ROW: pl.Int64, "field": pl.Utf8, "reason": pl.Utf8}
+        )
+    )
+    created: dict[str, int] = field(default_factory=dict)
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def _statuses(rows: pl.Series, status: pl.Expr | str) -> pl.DataFrame:
+    frame = pl.DataFrame({ROW: rows})
+    value = pl.lit(status) if isinstance(status, str) else status
+    return frame.with_columns(value.alias("status"))
+
+
+def _money_equal(left: pl.Expr, right: pl.Expr) -> pl.Expr:
+    return ((left.cast(pl.Float64) - right.cast(pl.Float64)).abs() < 5e-5) | (
+        left.is_null() & right.is_null()
+    )
+
+
+# --- customers and products named by id -------------------------------------------------
+
+
+def resolve_customer_ids(external_ids: pl.Series) -> tuple[pl.DataFrame, int]:
+    """Map external customer ids to customer keys, creating customers named only by id.
+
+    Ids merged into another customer resolve to the survivor. Returns a frame
+    ``(customer_id, customer_pk)`` and the number of customers created.
+    """
+    wanted = external_ids.drop_nulls().unique().to_list()
+    found: dict[str, int] = {}
+    for chunk in chunks(wanted):
+        found.update(
+            CustomerIdentity.objects.filter(kind=_EXTERNAL_ID, value__in=chunk).values_list(
+                "value", "customer_id"
+            )
+        )
+    missing = sorted(set(wanted) - found.keys())
+    if missing:
+        ids = reserve_ids(Customer._meta.db_table, len(missing))
+        now = _now()
+        new = pl.DataFrame({"id": ids, "external_id": pl.Series(missing, dtype=pl.Utf8)})
+        insert_frame(
+            Customer._meta.db_table,
+            new.with_columns(
+                *(
+                    pl.lit("").alias(name)
+                    for name in ("name", "email", "phone", "province", "city", "signup_channel")
+                ),
+                pl.lit(None, dtype=pl.Date).alias("birthday"),
+                pl.lit("unknown").alias("gender"),
+                pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("signed_up_at"),
+                pl.lit("[]").alias("tags"),
+                pl.lit(now).alias("created_at"),
+                pl.lit(now).alias("updated_at"),
+            ),
+        )
+        insert_frame(
+            CustomerIdentity._meta.db_table,
+            new.select(
+                pl.col("id").alias("customer_id"),
+                pl.lit(_EXTERNAL_ID).alias("kind"),
+                pl.col("external_id").alias("value"),
+                pl.lit(now).alias("created_at"),
+            ),
+        )
+        found.update(zip(missing, ids.to_list(), strict=True))
+    frame = pl.DataFrame(
+        {"customer_id": list(found.keys()), "customer_pk": list(found.values())},
+        schema={"customer_id": pl.Utf8, "customer_pk": pl.Int64},
+    )
+    return frame, len(missing)
+
+
+def resolve_product_ids(products: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Map product ids (column ``product_id``, optional ``product_name``) to product keys,
+    creating the products named only by id. Returns ``(product_id, product_pk)``."""
+    named = products.filter(pl.col("product_id").is_not_null())
+    names = named.group_by("product_id").agg(pl.col("product_name").drop_nulls().last())
+    wanted = names.get_column("product_id").to_list()
+    found: dict[str, int] = {}
+    for chunk in chunks(wanted):
+        found.update(Product.objects.filter(external_id__in=chunk).values_list("external_id", "pk"))
+    new = names.filter(pl.col("product_id").is_in(list(found.keys())).not_()).sort("product_id")
+    if new.height:
+        ids = reserve_ids(Product._meta.db_table, new.height)
+        now = _now()
+        insert_frame(
+            Product._meta.db_table,
+            new.select(
+                ids,
+                pl.col("product_id").alias("external_id"),
+                pl.col("product_id").alias("sku"),
+                pl.col("product_name").fill_null("").alias("name"),
+                pl.lit(None, dtype=pl.Int64).alias("category_id"),
+                pl.lit("").alias("brand"),
+                pl.lit(None, dtype=pl.Decimal(18, 4)).alias("price_amount"),
+                pl.lit(_default_currency()).alias("currency"),
+                pl.lit("{}").alias("attributes"),
+                pl.lit(True).alias("is_active"),
+                pl.lit(now).alias("created_at"),
+                pl.lit(now).alias("updated_at"),
+            ),
+        )
+        found.update(zip(new.get_column("product_id").to_list(), ids.to_list(), strict=True))
+    frame = pl.DataFrame(
+        {"product_id": list(found.keys()), "product_pk": list(found.values())},
+        schema={"product_id": pl.Utf8, "product_pk": pl.Int64},
+    )
+    return frame, new.height
+
+
+def _default_currency() -> str:
+    from patron.core.money import default_currency
+
+    return default_currency()
+
+
+# --- orders ---------------------------------------------------------------------------------
+
+
+class OrderLoader:
+    """Orders arrive as one row per line; an order's lines may span batches and files."""
+
+    def __init__(self, currency: str) -> None:
+        self.currency = currency
+        self.product_occurrences = pl.DataFrame(
+            schema={"order_id": pl.Utf8, "product_key": pl.Utf8, "seen": pl.UInt32}
+        )
+        self.order_occurrences = pl.DataFrame(schema={"order_id": pl.Utf8, "seen": pl.UInt32})
+        self.touched_orders: set[int] = set()
+
+    def _number_lines(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Give each row its line key and line number, counted over the whole input."""
+        rows = rows.with_columns(pl.col("product_id").fill_null("-").alias("product_key"))
+        rows = (
+            rows.join(self.product_occurrences, on=["order_id", "product_key"], how="left")
+            .join(self.order_occurrences.rename({"seen": "order_seen"}), on="order_id", how="left")
+            .with_columns(
+                (
+                    pl.col("seen").fill_null(0)
+                    + pl.int_range(1, pl.len() + 1).over("order_id", "product_key")
+                ).alias("occurrence"),
+                (
+                    pl.col("order_seen").fill_null(0)
+                    + pl.int_range(1, pl.len() + 1).over("order_id")
+                ).alias("line_number"),
+            )
+        )
+        self.product_occurrences = (
+            pl.concat(
+                [
+                    self.product_occurrences,
+                    rows.group_by("order_id", "product_key").agg(
+                        pl.len().cast(pl.UInt32).alias("seen")
+                    ),
+                ]
+            )
+            .group_by("order_id", "product_key")
+            .agg(pl.col("seen").sum())
+        )
+        self.order_occurrences = (
+            pl.concat(
+                [
+                    self.order_occurrences,
+                    rows.group_by("order_id").agg(pl.len().cast(pl.UInt32).alias("seen")),
+                ]
+            )
+            .group_by("order_id")
+            .agg(pl.col("seen").sum())
+        )
+        return rows.with_columns(
+            pl.coalesce(
+                pl.col("line_id"),
+                pl.format("{}#{}", pl.col("product_key"), pl.col("occurrence")),
+            ).alias("line_key")
+        )
+
+    def load(self, good: pl.DataFrame) -> BatchResult:
+        rows = self._number_lines(good).with_columns(
+            pl.col("quantity").fill_null(1),
+            pl.col("currency").fill_null(self.currency),
+            pl.col("status").fill_null("paid"),
+            pl.col("channel").fill_null("web"),
+        )
+        rows = rows.with_columns(
+            pl.coalesce(
+                pl.col("line_total"),
+                (pl.col("unit_price") * pl.col("quantity")).cast(pl.Decimal(18, 4)),
+            ).alias("line_total"),
+        ).with_columns(
+            pl.coalesce(
+                pl.col("unit_price"),
+                (pl.col("line_total").cast(pl.Float64) / pl.col("quantity"))
+                .round(4)
+                .cast(pl.Utf8)
+                .cast(pl.Decimal(18, 4)),
+            ).alias("unit_price"),
+        )
+        # One order belongs to one customer: rows that say otherwise are contradictions.
+        first_customer = rows.group_by("order_id", maintain_order=True).agg(
+            pl.col("customer_id").first().alias("order_customer"),
+            pl.col(ROW).first().alias("first_row"),
+        )
+        rows = rows.join(first_customer, on="order_id", how="left")
+        conflicting = rows.filter(pl.col("customer_id") != pl.col("order_customer"))
+        rejected = conflicting.select(
+            ROW,
+            pl.lit("customer_id").alias("field"),
+            pl.format(
+                "order {} belongs to customer {} (row {}), not {}",
+                "order_id",
+                "order_customer",
+                "first_row",
+                "customer_id",
+            ).alias("reason"),
+        )
+        rows = rows.filter(pl.col("customer_id") == pl.col("order_customer"))
+        if rows.height == 0:
+            return BatchResult(_statuses(pl.Series(ROW, [], dtype=pl.Int64), INSERTED), rejected)
+
+        customers, customers_created = resolve_customer_ids(rows.get_column("customer_id"))
+        products, products_created = resolve_product_ids(rows.select("product_id", "product_name"))
+        rows = rows.join(customers, on="customer_id", how="left").join(
+            products, on="product_id", how="left"
+        )
+        headers = (
+            rows.group_by("order_id", maintain_order=True)
+            .agg(
+                pl.col("customer_pk", "ordered_at", "status", "channel", "currency").last(),
+                pl.col("discount").drop_nulls().last().fill_null(Decimal(0)),
+                pl.col("coupon_code").drop_nulls().last().fill_null(""),
+                pl.col("refund_amount").drop_nulls().last(),
+                pl.col("refunded_at").drop_nulls().last(),
+                pl.col("refund_reason").drop_nulls().last().fill_null(""),
+            )
+            .with_columns(pl.col("discount").cast(pl.Decimal(18, 4)))
+        )
+        order_ids, orders_created, changed_orders = self._write_orders(headers)
+        rows = rows.join(order_ids, on="order_id", how="left")
+        line_status = self._write_lines(rows)
+        self._write_refunds(headers.join(order_ids, on="order_id"))
+        statuses = line_status.with_columns(
+            pl.when(
+                (pl.col("status") == UNCHANGED) & pl.col("order_pk").is_in(list(changed_orders))
+            )
+            .then(pl.lit(UPDATED))
+            .otherwise(pl.col("status"))
+            .alias("status")
+        ).select(ROW, "status")
+        return BatchResult(
+            statuses,
+            rejected,
+            {
+                "customers": customers_created,
+                "products": products_created,
+                "orders": orders_created,
+            },
+        )
+
+    def _write_orders(self, headers: pl.DataFrame) -> tuple[pl.DataFrame, int, set[int]]:
+        existing_rows: list[tuple[Any, ...]] = []
+        for chunk in chunks(headers.get_column("order_id").to_list()):
+            existing_rows.extend(
+                Order.objects.filter(external_id__in=chunk).values_list(
+                    "external_id",
+                    "pk",
+                    "customer_id",
+                    "ordered_at",
+                    "status",
+                    "channel",
+                    "currency",
+                    "discount_amount",
+                    "coupon_code",
+                )
+            )
+        existing = pl.DataFrame(
+            existing_rows,
+            schema={
+                "order_id": pl.Utf8,
+                "order_pk": pl.Int64,
+                "old_customer": pl.Int64,
+                "old_ordered_at": pl.Datetime("us", "UTC"),
+                "old_status": pl.Utf8,
+                "old_channel": pl.Utf8,
+                "old_currency": pl.Utf8,
+                "old_discount": pl.Float64,
+                "old_coupon": pl.Utf8,
+            },
+            orient="row",
+        )
+        merged = headers.join(existing, on="order_id", how="left")
+        new = merged.filter(pl.col("order_pk").is_null())
+        old = merged.filter(pl.col("order_pk").is_not_null())
+        changed = old.filter(
+            (pl.col("customer_pk") != pl.col("old_customer"))
+            | (pl.col("ordered_at") != pl.col("old_ordered_at"))
+            | (pl.col("status") != pl.col("old_status"))
+            | (pl.col("channel") != pl.col("old_channel"))
+            | (pl.col("currency") != pl.col("old_currency"))
+            | _money_equal(pl.col("discount"), pl.col("old_discount")).not_()
+            | (pl.col("coupon_code") != pl.col("old_coupon"))
+        )
+        now = _now()
+        ids = reserve_ids(Order._meta.db_table, new.height)
+        new = new.with_columns(ids.alias("order_pk"))
+        insert_frame(
+            Order._meta.db_table,
+            new.select(
+                pl.col("order_pk").alias("id"),
+                pl.col("order_id").alias("external_id"),
+                pl.col("customer_pk").alias("customer_id"),
+                "ordered_at",
+                "status",
+                "channel",
+                "currency",
+                pl.lit(Decimal(0)).cast(pl.Decimal(18, 4)).alias("subtotal_amount"),
+                pl.col("discount").alias("discount_amount"),
+                pl.lit(Decimal(0)).cast(pl.Decimal(18, 4)).alias("total_amount"),
+                "coupon_code",
+                pl.lit(now).alias("created_at"),
+                pl.lit(now).alias("updated_at"),
+            ),
+        )
+        update_rows(
+            Order._meta.db_table,
+            changed.select(
+                pl.col("order_pk").alias("id"),
+                pl.col("customer_pk").alias("customer_id"),
+                "ordered_at",
+                "status",
+                "channel",
+                "currency",
+                pl.col("discount").alias("discount_amount"),
+                "coupon_code",
+                pl.lit(now).alias("updated_at"),
+            ),
+        )
+        changed_ids = set(changed.get_column("order_pk").to_list())
+        self.touched_orders.update(new.get_column("order_pk").to_list())
+        self.touched_orders.update(changed_ids)
+        order_ids = pl.concat(
+            [
+                new.select("order_id", "order_pk", pl.lit(True).alias("order_is_new")),
+                old.select("order_id", "order_pk", pl.lit(False).alias("order_is_new")),
+            ]
+        )
+        return order_ids, new.height, changed_ids
+
+    def _write_lines(self, rows: pl.DataFrame) -> pl.DataFrame:
+        existing_rows: list[tuple[Any, ...]] = []
+        # New orders have no lines yet; only the others need comparing.
+        known_orders = (
+            rows.filter(pl.col("order_is_new").not_()).get_column("order_pk").unique().to_list()
+        )
+        for chunk in chunks(known_orders):
+            existing_rows.extend(
+                OrderLine.objects.filter(order_id__in=chunk).values_list(
+                    "order_id",
+                    "line_key",
+                    "pk",
+                    "product_id",
+                    "quantity",
+                    "unit_price_amount",
+                    "line_total_amount",
+                )
+            )
+        existing = pl.DataFrame(
+            existing_rows,
+            schema={
+                "order_pk": pl.Int64,
+                "line_key": pl.Utf8,
+                "line_pk": pl.Int64,
+                "old_product": pl.Int64,
+                "old_quantity": pl.Int64,
+                "old_unit_price": pl.Float64,
+                "old_line_total": pl.Float64,
+            },
+            orient="row",
+        )
+        # A key repeated within one batch (an explicit line_id given twice): the last row wins.
+        rows = rows.unique(subset=["order_pk", "line_key"], keep="last", maintain_order=True)
+        merged = rows.join(existing, on=["order_pk", "line_key"], how="left")
+        new = merged.filter(pl.col("line_pk").is_null())
+        old = merged.filter(pl.col("line_pk").is_not_null())
+        differs = (
+            (pl.col("product_pk").eq_missing(pl.col("old_product")).not_())
+            | (pl.col("quantity") != pl.col("old_quantity"))
+            | _money_equal(pl.col("unit_price"), pl.col("old_unit_price")).not_()
+            | _money_equal(pl.col("line_total"), pl.col("old_line_total")).not_()
+        )
+        changed = old.filter(differs)
+        insert_frame(
+            OrderLine._meta.db_table,
+            new.select(
+                pl.col("order_pk").alias("order_id"),
+                "line_key",
+                "line_number",
+                pl.col("product_pk").alias("product_id"),
+                "quantity",
+                pl.col("unit_price").alias("unit_price_amount"),
+                pl.col("line_total").alias("line_total_amount"),
+            ),
+        )
+        update_rows(
+            OrderLine._meta.db_table,
+            changed.select(
+                pl.col("line_pk").alias("id"),
+                pl.col("product_pk").alias("product_id"),
+                "quantity",
+                pl.col("unit_price").alias("unit_price_amount"),
+                pl.col("line_total").alias("line_total_amount"),
+            ),
+        )
+        self.touched_orders.update(new.get_column("order_pk").to_list())
+        self.touched_orders.update(changed.get_column("order_pk").to_list())
+        return pl.concat(
+            [
+                new.select(ROW, "order_pk", pl.lit(INSERTED).alias("status")),
+                old.select(
+                    ROW,
+                    "order_pk",
+                    pl.when(differs)
+                    .then(pl.lit(UPDATED))
+                    .otherwise(pl.lit(UNCHANGED))
+                    .alias("status"),
+                ),
+            ]
+        )
+
+    def _write_refunds(self, headers: pl.DataFrame) -> None:
+        refunds = headers.filter(
+            pl.col("refund_amount").is_not_null() & (pl.col("refund_amount") > 0)
+        )
+        if refunds.height == 0:
+            return
+        by_key = {f"{row['order_id']}#refund": row for row in refunds.iter_rows(named=True)}
+        existing = {
+            refund.external_id: refund
+            for chunk in chunks(list(by_key))
+            for refund in Refund.objects.filter(external_id__in=chunk)
+        }
+        for key, row in by_key.items():
+            kind = "return" if row["status"] == "returned" else "refund"
+            values = {
+                "order_id": row["order_pk"],
+                "amount": quantize_amount(Decimal(row["refund_amount"])),
+                "currency": row["currency"],
+                "refunded_at": row["refunded_at"],
+                "reason": row["refund_reason"],
+                "kind": kind,
+            }
+            refund = existing.get(key)
+            if refund is None:
+                Refund.objects.create(external_id=key, **values)
+            elif any(getattr(refund, name) != value for name, value in values.items()):
+                Refund.objects.filter(pk=refund.pk).update(**values)
+
+    def finish(self) -> None:
+        """Recompute the totals of every order whose lines or discount changed."""
+        order_table = connection.ops.quote_name(Order._meta.db_table)
+        line_table = connection.ops.quote_name(OrderLine._meta.db_table)
+        subtotal = (
+            f"(SELECT ROUND(COALESCE(SUM(l.line_total_amount), 0), 4) FROM {line_table} l "
+            f"WHERE l.order_id = {order_table}.id)"
+        )
+        with connection.cursor() as cursor:
+            for chunk in chunks(sorted(self.touched_orders)):
+                placeholders = ", ".join(["%s"] * len(chunk))
+                cursor.execute(
+                    f"UPDATE {order_table} SET subtotal_amount = {subtotal}, "
+                    f"total_amount = CASE WHEN {subtotal} > discount_amount "
+                    f"THEN {subtotal} - discount_amount ELSE 0 END "
+                    f"WHERE id IN ({placeholders})",
+                    list(chunk),
+                )
+        self.touched_orders.clear()
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+def _derived_event_id(row: dict[str, Any]) -> str:
+    key = "|".join(
+        str(row[name] or "")
+        for name in ("customer_id", "device_id", "event_type", "occurred_at", "product_id")
+    )
+    return "derived:" + hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:32]
+
+
+class EventLoader:
+    """Behaviour events; logins link a device's anonymous events to the customer."""
+
+    def load(self, good: pl.DataFrame) -> BatchResult:
+        rows = good.with_columns(
+            pl.col("channel").fill_null("web"),
+            pl.col("properties").fill_null("{}"),
+            pl.col("device_id").fill_null(""),
+        )
+        rows = rows.with_columns(
+            pl.coalesce(
+                pl.col("event_id"),
+                pl.struct(
+                    "customer_id", "device_id", "event_type", "occurred_at", "product_id"
+                ).map_elements(_derived_event_id, return_dtype=pl.Utf8),
+            ).alias("event_id")
+        ).unique(subset=["event_id"], keep="last", maintain_order=True)
+        customers, customers_created = resolve_customer_ids(rows.get_column("customer_id"))
+        products, products_created = resolve_product_ids(
+            rows.select("product_id", pl.lit(None, dtype=pl.Utf8).alias("product_name"))
+        )
+        rows = rows.join(customers, on="customer_id", how="left").join(
+            products, on="product_id", how="left"
+        )
+        self._link_devices(rows)
+        devices = _device_owners(
+            rows.filter(pl.col("customer_pk").is_null()).get_column("device_id")
+        )
+        rows = rows.join(devices, on="device_id", how="left").with_columns(
+            pl.coalesce("customer_pk", "device_owner").alias("customer_pk")
+        )
+        existing_rows: list[tuple[Any, ...]] = []
+        for chunk in chunks(rows.get_column("event_id").to_list()):
+            existing_rows.extend(
+                Event.objects.filter(external_id__in=chunk).values_list(
+                    "external_id",
+                    "pk",
+                    "customer_id",
+                    "event_type",
+                    "occurred_at",
+                    "product_id",
+                    "channel",
+                )
+            )
+        existing = pl.DataFrame(
+            existing_rows,
+            schema={
+                "event_id": pl.Utf8,
+                "event_pk": pl.Int64,
+                "old_customer": pl.Int64,
+                "old_type": pl.Utf8,
+                "old_time": pl.Datetime("us", "UTC"),
+                "old_product": pl.Int64,
+                "old_channel": pl.Utf8,
+            },
+            orient="row",
+        )
+        merged = rows.join(existing, on="event_id", how="left")
+        new = merged.filter(pl.col("event_pk").is_null())
+        old = merged.filter(pl.col("event_pk").is_not_null())
+        differs = (
+            pl.col("customer_pk").eq_missing(pl.col("old_customer")).not_()
+            | (pl.col("event_type") != pl.col("old_type"))
+            | (pl.col("occurred_at") != pl.col("old_time"))
+            | pl.col("product_pk").eq_missing(pl.col("old_product")).not_()
+            | (pl.col("channel") != pl.col("old_channel"))
+        )
+        columns = (
+            pl.col("customer_pk").alias("customer_id"),
+            "device_id",
+            "event_type",
+            pl.col("product_pk").alias("product_id"),
+            "occurred_at",
+            "channel",
+            "properties",
+        )
+        insert_frame(
+            Event._meta.db_table, new.select(pl.col("event_id").alias("external_id"), *columns)
+        )
+        update_rows(
+            Event._meta.db_table,
+            old.filter(differs).select(pl.col("event_pk").alias("id"), *columns),
+        )
+        statuses = pl.concat(
+            [
+                new.select(ROW, pl.lit(INSERTED).alias("status")),
+                old.select(
+                    ROW,
+                    pl.when(differs)
+                    .then(pl.lit(UPDATED))
+                    .otherwise(pl.lit(UNCHANGED))
+                    .alias("status"),
+                ),
+            ]
+        )
+        return BatchResult(
+            statuses, created={"customers": customers_created, "products": products_created}
+        )
+
+    def _link_devices(self, rows: pl.DataFrame) -> None:
+        """A login with a customer and a device: the device is that customer's from now on,
+        and its anonymous events so far become theirs."""
+        logins = (
+            rows.filter(
+                (pl.col("event_type") == "login")
+                & pl.col("customer_pk").is_not_null()
+                & (pl.col("device_id") != "")
+            )
+            .sort("occurred_at")
+            .group_by("device_id")
+            .agg(pl.col("customer_pk").last())
+        )
+        for device_id, customer_pk in logins.iter_rows():
+            # A device is a weak identifier (a shared family tablet): it moves to the latest
+            # customer who logged in on it instead of merging customers.
+            CustomerIdentity.objects.update_or_create(
+                kind=_DEVICE, value=device_id, defaults={"customer_id": customer_pk}
+            )
+            Event.objects.filter(device_id=device_id, customer__isnull=True).update(
+                customer_id=customer_pk
+            )
+
+
+def _device_owners(device_ids: pl.Series) -> pl.DataFrame:
+    wanted = [value for value in device_ids.unique().to_list() if value]
+    owners: list[tuple[str, int]] = []
+    for chunk in chunks(wanted):
+        owners.extend(
+            CustomerIdentity.objects.filter(kind=_DEVICE, value__in=chunk).values_list(
+                "value", "customer_id"
+            )
+        )
+    return pl.DataFrame(
+        owners, schema={"device_id": pl.Utf8, "device_owner": pl.Int64}, orient="row"
+    )
+
+
+# --- products -------------------------------------------------------------------------------
+
+
+def ensure_category(path: str, cache: dict[str, Category]) -> Category:
+    """The category named by a path such as ``Clothing > Women > Dresses``, created as needed."""
+    parts = [part.strip() for part in path.replace("/", ">").split(">") if part.strip()]
+    parent: Category | None = None
+    for depth in range(1, len(parts) + 1):
+        full = " > ".join(parts[:depth])
+        category = cache.get(full)
+        if category is None:
+            category, _ = Category.objects.get_or_create(
+                path=full, defaults={"name": parts[depth - 1], "parent": parent}
+            )
+            cache[full] = category
+        parent = category
+    assert parent is not None
+    return parent
+
+
+class ProductLoader:
+    """Products upserted by product id; only the fields given in the input are changed."""
+
+    def __init__(self, currency: str, given: set[str]) -> None:
+        self.currency = currency
+        self.given = given
+        self.categories: dict[str, Category] = {}
+
+    def load(self, good: pl.DataFrame) -> BatchResult:
+        rows = good.unique(subset=["product_id"], keep="last", maintain_order=True)
+        existing = {
+            product.external_id: product
+            for chunk in chunks(rows.get_column("product_id").to_list())
+            for product in Product.objects.filter(external_id__in=chunk)
+        }
+        statuses: list[tuple[int, str]] = []
+        to_create: list[Product] = []
+        to_update: list[Product] = []
+        for row in rows.iter_rows(named=True):
+            values: dict[str, Any] = {}
+            if "name" in self.given and row["name"] is not None:
+                values["name"] = row["name"]
+            if "sku" in self.given and row["sku"] is not None:
+                values["sku"] = row["sku"]
+            if "brand" in self.given and row["brand"] is not None:
+                values["brand"] = row["brand"]
+            if "price" in self.given and row["price"] is not None:
+                values["price_amount"] = quantize_amount(Decimal(row["price"]))
+            if "currency" in self.given and row["currency"] is not None:
+                values["currency"] = row["currency"]
+            if "attributes" in self.given and row["attributes"] is not None:
+                values["attributes"] = json.loads(row["attributes"])
+            if "is_active" in self.given and row["is_active"] is not None:
+                values["is_active"] = row["is_active"]
+            if "category" in self.given and row["category"] is not None:
+                values["category"] = ensure_category(row["category"], self.categories)
+            product = existing.get(row["product_id"])
+            if product is None:
+                values.setdefault("sku", row["product_id"])
+                values.setdefault("currency", self.currency)
+                to_create.append(Product(external_id=row["product_id"], **values))
+                statuses.append((row[ROW], INSERTED))
+                continue
+            if _apply(product, values):
+                to_update.append(product)
+                statuses.append((row[ROW], UPDATED))
+            else:
+                statuses.append((row[ROW], UNCHANGED))
+        Product.objects.bulk_create(to_create, batch_size=2000)
+        _bulk_update(Product, to_update)
+        return BatchResult(
+            pl.DataFrame(statuses, schema={ROW: pl.Int64, "status": pl.Utf8}, orient="row")
+        )
+
+
+def _apply(instance: Any, values: dict[str, Any]) -> bool:
+    """Set ``values`` on ``instance``; whether anything changed."""
+    changed = False
+    for name, value in values.items():
+        current = getattr(instance, name)
+        if isinstance(current, Decimal) and value is not None:
+            same = quantize_amount(current) == quantize_amount(Decimal(value))
+        else:
+            same = current == value
+        if not same:
+            setattr(instance, name, value)
+            changed = True
+    return changed
+
+
+def _bulk_update(model: Any, instances: list[Any]) -> None:
+    if not instances:
+        return
+    fields = sorted(
+        {
+            f.name
+            for f in model._meta.concrete_fields
+            if not f.primary_key and f.name != "created_at"
+        }
+    )
+    now = _now()
+    for instance in instances:
+        instance.updated_at = now
+    model.objects.bulk_update(instances, fields, batch_size=500)
+
+
+def _fold_new(duplicate: Customer, *, into: Customer) -> None:
+    """Fill blank fields of ``into`` from a not-yet-saved duplicate found in the same import."""
+    for name in (*_PROFILE_FIELDS, "email", "phone"):
+        if getattr(into, name) in ("", None, "unknown"):
+            setattr(into, name, getattr(duplicate, name))
+    into.tags = sorted(set(into.tags) | set(duplicate.tags))
+
+
+# --- customers ------------------------------------------------------------------------------
+
+_PROFILE_FIELDS = (
+    "name",
+    "birthday",
+    "gender",
+    "province",
+    "city",
+    "signup_channel",
+    "signed_up_at",
+)
+
+
+class CustomerLoader:
+    """Customers upserted with identity resolution by external id, then e-mail, then phone.
+
+    A row whose e-mail or phone already names another customer is that customer (its id is
+    added as one more external id); a row that names two existing customers merges them.
+    """
+
+    def __init__(self, given: set[str]) -> None:
+        self.given = given
+
+    def load(self, good: pl.DataFrame) -> BatchResult:
+        rows, rejected = self._normalise(good)
+        keys: dict[tuple[str, str], int] = {}
+        for kind, column in (
+            (_EXTERNAL_ID, "customer_id"),
+            ("email", "email_key"),
+            ("phone", "phone_key"),
+        ):
+            values = [value for value in rows.get_column(column).unique().to_list() if value]
+            for chunk in chunks(values):
+                for value, pk in CustomerIdentity.objects.filter(
+                    kind=kind, value__in=chunk
+                ).values_list("value", "customer_id"):
+                    keys[(kind, value)] = pk
+        customers = {
+            customer.pk: customer
+            for chunk in chunks(sorted(set(keys.values())))
+            for customer in Customer.objects.filter(pk__in=chunk)
+        }
+        new_customers: dict[int, Customer] = {}  # temporary negative keys
+        new_identities: dict[tuple[str, str], int] = {}
+        dirty: set[int] = set()
+        statuses: list[tuple[int, str]] = []
+        for row in rows.iter_rows(named=True):
+            wanted = [
+                (_EXTERNAL_ID, row["customer_id"]),
+                *((("email", row["email_key"]),) if row["email_key"] else ()),
+                *((("phone", row["phone_key"]),) if row["phone_key"] else ()),
+            ]
+            # Existing customers first (oldest survives), then ones new in this import.
+            holders = sorted(
+                {keys[key] for key in wanted if key in keys}, key=lambda pk: (pk < 0, abs(pk))
+            )
+            if len(holders) > 1:
+                target = holders[0]
+                for other in holders[1:]:
+                    if other > 0:
+                        merge_customers(
+                            customers[target],
+                            customers.pop(other),
+                            reason=f"same person as import row {row[ROW]}",
+                        )
+                        customers[target].refresh_from_db()
+                    else:
+                        _fold_new(
+                            new_customers.pop(other),
+                            into=customers.get(target) or new_customers[target],
+                        )
+                        if target > 0:
+                            dirty.add(target)
+                    for key, pk in keys.items():
+                        if pk == other:
+                            keys[key] = target
+                            if key in new_identities:
+                                new_identities[key] = target
+                holders = [target]
+            if holders:
+                target_pk = holders[0]
+                customer = customers.get(target_pk) or new_customers[target_pk]
+                status = UPDATED if _apply(customer, self._values(row)) else UNCHANGED
+                if status == UPDATED and target_pk > 0:
+                    dirty.add(target_pk)
+            else:
+                target_pk = -(len(new_customers) + 1)
+                customer = Customer(external_id=row["customer_id"], **self._values(row))
+                new_customers[target_pk] = customer
+                status = INSERTED
+            for key in wanted:
+                if key not in keys:
+                    keys[key] = target_pk
+                    new_identities[key] = target_pk
+            statuses.append((row[ROW], status))
+        Customer.objects.bulk_create(list(new_customers.values()), batch_size=2000)
+        real_pk = {temp: customer.pk for temp, customer in new_customers.items()}
+        CustomerIdentity.objects.bulk_create(
+            [
+                CustomerIdentity(customer_id=real_pk.get(pk, pk), kind=kind, value=value)
+                for (kind, value), pk in new_identities.items()
+            ],
+            batch_size=2000,
+        )
+        _bulk_update(Customer, [customers[pk] for pk in dirty if pk in customers])
+        return BatchResult(
+            pl.DataFrame(statuses, schema={ROW: pl.Int64, "status": pl.Utf8}, orient="row"),
+            rejected,
+            {"customers": len(new_customers)},
+        )
+
+    def _values(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The profile fields this row gives (a column left empty changes nothing)."""
+        values = {
+            name: row[name]
+            for name in _PROFILE_FIELDS
+            if name in self.given and row[name] is not None
+        }
+        if "email" in self.given and row["email"] is not None:
+            values["email"] = row["email"]
+        if "phone" in self.given and row["phone"] is not None:
+            values["phone"] = row["phone"]
+        if "tags" in self.given and row["tags"] is not None:
+            values["tags"] = sorted({tag.strip() for tag in row["tags"].split("|") if tag.strip()})
+        return values
+
+    def _normalise(self, good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        problems: list[tuple[int, str, str]] = []
+        email_keys: list[str | None] = []
+        phone_keys: list[str | None] = []
+        for row_number, email, phone in good.select(ROW, "email", "phone").iter_rows():
+            email_key = phone_key = None
+            try:
+                email_key = normalize_email(email) if email else None
+            except InvalidIdentifier as error:
+                problems.append((row_number, "email", str(error)))
+            try:
+                phone_key = normalize_phone(phone) if phone else None
+            except InvalidIdentifier as error:
+                problems.append((row_number, "phone", str(error)))
+            email_keys.append(email_key)
+            phone_keys.append(phone_key)
+        rows = good.with_columns(
+            pl.Series("email_key", email_keys, dtype=pl.Utf8),
+            pl.Series("phone_key", phone_keys, dtype=pl.Utf8),
+        )
+        rejected = pl.DataFrame(
+            problems, schema={ROW: pl.Int64, "field": pl.Utf8, "reason": pl.Utf8}, orient="row"
+        )
+        bad = rejected.get_column(ROW).unique()
+        return rows.filter(pl.col(ROW).is_in(bad.implode()).not_()), rejected
+
+
+Loader = Callable[[pl.DataFrame], BatchResult]
+__all__ = [
+    "BatchResult",
+    "CustomerLoader",
+    "EventLoader",
+    "OrderLoader",
+    "ProductLoader",
+    "is_postgres",
+]

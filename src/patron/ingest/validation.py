@@ -1,0 +1,448 @@
+"""Vectorised parsing and validation of raw records into typed columns.
+
+Each field rule turns one raw column into a typed column and, for every row where the value
+is unusable, a reason. Rows with any reason are rejected with the field and the reason; the
+rest go on to the loaders typed and normalised.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from patron.core.choices import ChannelChoices
+from patron.ingest.readers import ROW
+from patron.ingest.schemas import RecordKind
+
+ERROR_PREFIX = "__error:"
+MONEY = pl.Decimal(18, 4)
+MAX_MONEY = 10**13
+
+_NAIVE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d",
+    "%Y%m%d",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d",
+)
+_AWARE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z")
+
+CHANNEL_ALIASES = {
+    "web": "web",
+    "website": "web",
+    "pc": "web",
+    "h5": "web",
+    "online": "web",
+    "app": "app",
+    "mobile_app": "app",
+    "ios": "app",
+    "android": "app",
+    "mini_program": "mini_program",
+    "mini-program": "mini_program",
+    "miniprogram": "mini_program",
+    "wechat": "mini_program",
+    "小程序": "mini_program",
+    "marketplace": "marketplace",
+    "tmall": "marketplace",
+    "taobao": "marketplace",
+    "jd": "marketplace",
+    "pinduoduo": "marketplace",
+    "douyin": "marketplace",
+    "store": "store",
+    "offline": "store",
+    "pos": "store",
+    "门店": "store",
+}
+STATUS_ALIASES = {
+    "placed": "placed",
+    "pending": "placed",
+    "created": "placed",
+    "new": "placed",
+    "paid": "paid",
+    "completed": "delivered",
+    "complete": "delivered",
+    "shipped": "shipped",
+    "delivered": "delivered",
+    "cancelled": "cancelled",
+    "canceled": "cancelled",
+    "returned": "returned",
+    "refunded": "returned",
+}
+GENDER_ALIASES = {
+    "f": "female",
+    "female": "female",
+    "woman": "female",
+    "女": "female",
+    "m": "male",
+    "male": "male",
+    "man": "male",
+    "男": "male",
+    "other": "other",
+    "unknown": "unknown",
+    "u": "unknown",
+    "": "unknown",
+}
+EVENT_TYPES = {
+    "view": "view",
+    "page_view": "view",
+    "product_view": "view",
+    "search": "search",
+    "add_to_cart": "add_to_cart",
+    "cart": "add_to_cart",
+    "remove_from_cart": "remove_from_cart",
+    "checkout": "checkout",
+    "purchase": "purchase",
+    "login": "login",
+}
+assert set(CHANNEL_ALIASES.values()) == set(ChannelChoices.values)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How to parse one canonical field: its name, a parser and whether it must be set."""
+
+    field: str
+    parse: Callable[[pl.Expr, str], tuple[pl.Expr, pl.Expr]]
+    required: bool = False
+
+
+def _clean(raw: pl.Expr) -> pl.Expr:
+    text = raw.cast(pl.Utf8).str.strip_chars()
+    return pl.when(text.str.len_chars() == 0).then(None).otherwise(text)
+
+
+def _no_error() -> pl.Expr:
+    return pl.lit(None, dtype=pl.Utf8)
+
+
+def text(max_length: int) -> Callable[[pl.Expr, str], tuple[pl.Expr, pl.Expr]]:
+    """A string field of at most ``max_length`` characters."""
+
+    def parse(raw: pl.Expr, _: str) -> tuple[pl.Expr, pl.Expr]:
+        value = _clean(raw)
+        error = pl.when(value.str.len_chars() > max_length).then(
+            pl.lit(f"longer than {max_length} characters")
+        )
+        return value, error
+
+    return parse
+
+
+def identifier(raw: pl.Expr, time_zone: str) -> tuple[pl.Expr, pl.Expr]:
+    """An external id: kept as text exactly (``00042`` stays ``00042``), trimmed."""
+    return text(128)(raw, time_zone)
+
+
+def datetime_utc(raw: pl.Expr, time_zone: str) -> tuple[pl.Expr, pl.Expr]:
+    """ISO 8601 (with or without offset) or ``YYYYMMDD``; naive times are in ``time_zone``."""
+    value = _clean(raw).str.replace(r"Z$", "+00:00")
+    naive = pl.coalesce(
+        [value.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _NAIVE_FORMATS]
+    )
+    aware = pl.coalesce(
+        [
+            value.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+            for fmt in _AWARE_FORMATS
+        ]
+    )
+    parsed = pl.coalesce(
+        aware,
+        naive.dt.replace_time_zone(
+            time_zone, ambiguous="earliest", non_existent="null"
+        ).dt.convert_time_zone("UTC"),
+    )
+    error = (
+        pl.when(value.is_not_null() & parsed.is_null())
+        .then(pl.format("not a date or time: {}", value))
+        .when(parsed.dt.year().is_between(1900, 2200).not_())
+        .then(pl.format("date out of range: {}", value))
+    )
+    return parsed, error
+
+
+def date_only(raw: pl.Expr, time_zone: str) -> tuple[pl.Expr, pl.Expr]:
+    """A calendar date (birthday): ISO ``YYYY-MM-DD`` or ``YYYYMMDD``."""
+    value = _clean(raw)
+    parsed = pl.coalesce(
+        [value.str.to_date(fmt, strict=False) for fmt in ("%Y-%m-%d", "%Y%m%d", "%Y/%m/%d")]
+    )
+    error = (
+        pl.when(value.is_not_null() & parsed.is_null())
+        .then(pl.format("not a date: {}", value))
+        .when(parsed.dt.year().is_between(1900, 2200).not_())
+        .then(pl.format("date out of range: {}", value))
+    )
+    return parsed, error
+
+
+def money(raw: pl.Expr, _: str) -> tuple[pl.Expr, pl.Expr]:
+    """A non-negative decimal amount (kept exact to four places)."""
+    value = _clean(raw).str.replace_all(r"[,¥￥$€£\s]", "")
+    parsed = value.cast(MONEY, strict=False)
+    error = (
+        pl.when(value.is_not_null() & parsed.is_null())
+        .then(pl.format("not a number: {}", value))
+        .when(parsed < 0)
+        .then(pl.format("negative amount: {}", value))
+        .when(parsed >= MAX_MONEY)
+        .then(pl.format("amount too large: {}", value))
+    )
+    return parsed, error
+
+
+def quantity(raw: pl.Expr, _: str) -> tuple[pl.Expr, pl.Expr]:
+    """A whole number of units, at least 1."""
+    value = _clean(raw)
+    number = value.cast(pl.Float64, strict=False)
+    error = (
+        pl.when(value.is_not_null() & number.is_null())
+        .then(pl.format("not a number: {}", value))
+        .when(number != number.floor())
+        .then(pl.format("not a whole number: {}", value))
+        .when(number < 0)
+        .then(pl.format("negative quantity: {} (a return belongs in refund_amount)", value))
+        .when(number == 0)
+        .then(pl.lit("quantity is 0"))
+        .when(number > 1_000_000_000)
+        .then(pl.format("quantity too large: {}", value))
+    )
+    return number.cast(pl.Int64, strict=False), error
+
+
+def choice(aliases: dict[str, str], what: str) -> Callable[[pl.Expr, str], tuple[pl.Expr, pl.Expr]]:
+    """One of a fixed set of values, matched case-insensitively through ``aliases``."""
+    allowed = ", ".join(sorted(set(aliases.values())))
+
+    def parse(raw: pl.Expr, _: str) -> tuple[pl.Expr, pl.Expr]:
+        value = _clean(raw).str.to_lowercase()
+        parsed = value.replace_strict(aliases, default=None, return_dtype=pl.Utf8)
+        error = pl.when(value.is_not_null() & parsed.is_null()).then(
+            pl.format(f"unknown {what} {{}} (use one of: {allowed})", value)
+        )
+        return parsed, error
+
+    return parse
+
+
+def currency(raw: pl.Expr, _: str) -> tuple[pl.Expr, pl.Expr]:
+    """An ISO 4217 code such as CNY."""
+    value = _clean(raw).str.to_uppercase()
+    error = pl.when(value.is_not_null() & value.str.contains(r"^[A-Z]{3}$").not_()).then(
+        pl.format("not a currency code: {}", value)
+    )
+    return value, error
+
+
+def boolean(raw: pl.Expr, _: str) -> tuple[pl.Expr, pl.Expr]:
+    """true/false, yes/no, 1/0."""
+    value = _clean(raw).str.to_lowercase()
+    mapping = {
+        "true": True,
+        "1": True,
+        "yes": True,
+        "y": True,
+        "false": False,
+        "0": False,
+        "no": False,
+        "n": False,
+    }
+    parsed = value.replace_strict(mapping, default=None, return_dtype=pl.Boolean)
+    error = pl.when(value.is_not_null() & parsed.is_null()).then(
+        pl.format("not true or false: {}", value)
+    )
+    return parsed, error
+
+
+def _json_object_error(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        return f"not valid JSON ({error.msg})"
+    return None if isinstance(parsed, dict) else "not a JSON object"
+
+
+def json_object(raw: pl.Expr, _: str) -> tuple[pl.Expr, pl.Expr]:
+    """A JSON object (kept as its JSON text)."""
+    value = _clean(raw)
+    error = value.map_elements(_json_object_error, return_dtype=pl.Utf8, skip_nulls=True)
+    return value, error
+
+
+RULES: dict[RecordKind, tuple[Rule, ...]] = {
+    RecordKind.CUSTOMERS: (
+        Rule("customer_id", identifier, required=True),
+        Rule("name", text(200)),
+        Rule("email", text(254)),
+        Rule("phone", text(32)),
+        Rule("birthday", date_only),
+        Rule("gender", choice(GENDER_ALIASES, "gender")),
+        Rule("province", text(64)),
+        Rule("city", text(64)),
+        Rule("signup_channel", choice(CHANNEL_ALIASES, "channel")),
+        Rule("signed_up_at", datetime_utc),
+        Rule("tags", text(2000)),
+    ),
+    RecordKind.PRODUCTS: (
+        Rule("product_id", identifier, required=True),
+        Rule("sku", text(128)),
+        Rule("name", text(500)),
+        Rule("category", text(1000)),
+        Rule("brand", text(200)),
+        Rule("price", money),
+        Rule("currency", currency),
+        Rule("attributes", json_object),
+        Rule("is_active", boolean),
+    ),
+    RecordKind.ORDERS: (
+        Rule("order_id", identifier, required=True),
+        Rule("customer_id", identifier, required=True),
+        Rule("ordered_at", datetime_utc, required=True),
+        Rule("line_id", text(128)),
+        Rule("product_id", identifier),
+        Rule("product_name", text(500)),
+        Rule("quantity", quantity),
+        Rule("unit_price", money),
+        Rule("line_total", money),
+        Rule("currency", currency),
+        Rule("status", choice(STATUS_ALIASES, "status")),
+        Rule("channel", choice(CHANNEL_ALIASES, "channel")),
+        Rule("discount", money),
+        Rule("coupon_code", text(64)),
+        Rule("refund_amount", money),
+        Rule("refunded_at", datetime_utc),
+        Rule("refund_reason", text(500)),
+    ),
+    RecordKind.EVENTS: (
+        Rule("event_id", identifier),
+        Rule("customer_id", identifier),
+        Rule("device_id", text(128)),
+        Rule("event_type", choice(EVENT_TYPES, "event type"), required=True),
+        Rule("occurred_at", datetime_utc, required=True),
+        Rule("product_id", identifier),
+        Rule("channel", choice(CHANNEL_ALIASES, "channel")),
+        Rule("properties", json_object),
+    ),
+}
+
+
+def _prepare_typed(frame: pl.DataFrame, field: str) -> pl.Expr:
+    """Typed input from a DataFrame skips string parsing where the type already fits."""
+    dtype = frame.schema[field]
+    column = pl.col(field)
+    if isinstance(dtype, pl.Datetime):
+        return column.dt.strftime(
+            "%Y-%m-%dT%H:%M:%S%.f%z" if dtype.time_zone else "%Y-%m-%dT%H:%M:%S%.f"
+        )
+    if isinstance(dtype, pl.Date):
+        return column.dt.strftime("%Y-%m-%d")
+    if isinstance(dtype, pl.List):
+        return column.cast(pl.List(pl.Utf8)).list.join("|")
+    if isinstance(dtype, pl.Struct):
+        return column.struct.json_encode()
+    return column.cast(pl.Utf8)
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A batch split into typed good rows and the errors of the bad ones."""
+
+    good: pl.DataFrame
+    errors: pl.DataFrame  # columns: __row, field, reason (one row per problem)
+
+
+def validate(kind: RecordKind, frame: pl.DataFrame, time_zone: str) -> Validated:
+    """Parse every canonical column present in ``frame`` (already renamed by the mapping)."""
+    ZoneInfo(time_zone)  # fails early and clearly on an unknown zone
+    parsed_columns: list[pl.Expr] = []
+    error_columns: list[pl.Expr] = []
+    for rule in RULES[kind]:
+        if rule.field not in frame.columns:
+            absent, _ = rule.parse(pl.lit(None, dtype=pl.Utf8), time_zone)
+            parsed_columns.append(absent.alias(rule.field))
+            if rule.required:
+                error_columns.append(pl.lit("missing").alias(ERROR_PREFIX + rule.field))
+            continue
+        raw = _prepare_typed(frame, rule.field)
+        value, error = rule.parse(raw, time_zone)
+        # Invalid bytes were replaced by U+FFFD while reading.
+        error = (
+            pl.when(raw.cast(pl.Utf8).str.contains("\ufffd", literal=True))
+            .then(
+                pl.lit(
+                    "not valid text in the file's encoding (save it as UTF-8 or pass --encoding)"
+                )
+            )
+            .otherwise(error)
+        )
+        if rule.required:
+            error = pl.when(_clean(raw).is_null()).then(pl.lit("missing")).otherwise(error)
+        parsed_columns.append(value.alias(rule.field))
+        error_columns.append(error.alias(ERROR_PREFIX + rule.field))
+    if "__error" in frame.columns:
+        error_columns.append(pl.col("__error").alias(ERROR_PREFIX + "record"))
+    typed = frame.select(pl.col(ROW), *parsed_columns, *error_columns)
+    typed = _cross_field_checks(kind, typed)
+    error_names = [name for name in typed.columns if name.startswith(ERROR_PREFIX)]
+    errors = (
+        typed.select(ROW, *error_names)
+        .unpivot(index=ROW, on=error_names, variable_name="field", value_name="reason")
+        .drop_nulls("reason")
+        .with_columns(pl.col("field").str.strip_prefix(ERROR_PREFIX))
+        .sort(ROW, maintain_order=True)
+    )
+    bad_rows = errors.get_column(ROW).unique()
+    good = typed.filter(pl.col(ROW).is_in(bad_rows.implode()).not_()).drop(error_names)
+    return Validated(good=good, errors=errors)
+
+
+def _add_error(typed: pl.DataFrame, field: str, condition: pl.Expr, reason: str) -> pl.DataFrame:
+    """Set ``reason`` on ``field`` where ``condition`` holds and the field has no error yet."""
+    name = ERROR_PREFIX + field
+    existing = pl.col(name) if name in typed.columns else pl.lit(None, dtype=pl.Utf8)
+    return typed.with_columns(
+        pl.coalesce(existing, pl.when(condition).then(pl.lit(reason))).alias(name)
+    )
+
+
+def _cross_field_checks(kind: RecordKind, typed: pl.DataFrame) -> pl.DataFrame:
+    def valid(field: str) -> pl.Expr:
+        name = ERROR_PREFIX + field
+        return pl.col(name).is_null() if name in typed.columns else pl.lit(True)
+
+    if kind is RecordKind.ORDERS:
+        typed = _add_error(
+            typed,
+            "line_total",
+            (pl.col("quantity").is_null() | pl.col("unit_price").is_null())
+            & pl.col("line_total").is_null()
+            & valid("quantity")
+            & valid("unit_price")
+            & valid("line_total"),
+            "give quantity and unit_price, or line_total",
+        )
+        typed = _add_error(
+            typed,
+            "refunded_at",
+            (pl.col("refund_amount") > 0) & pl.col("refunded_at").is_null() & valid("refunded_at"),
+            "refunded_at is needed with refund_amount",
+        )
+    if kind is RecordKind.EVENTS:
+        typed = _add_error(
+            typed,
+            "customer_id",
+            pl.col("customer_id").is_null() & pl.col("device_id").is_null() & valid("device_id"),
+            "give customer_id or device_id",
+        )
+    return typed
