@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "patron.orders",
     "patron.ingest",
     "patron.api",
+    "ninja",  # serves Swagger UI's JS and CSS from its own static files, no CDN
     "patron.web",
     "patron.demo",
 ]
@@ -91,6 +92,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "patron.api.middleware.JsonApiErrorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

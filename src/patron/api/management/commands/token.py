@@ -1,0 +1,96 @@
+"""``patron token create|list|revoke``: manage the API's bearer tokens."""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from patron.api.tokens import (
+    AmbiguousTokenPrefix,
+    TokenNotFound,
+    create_token,
+    list_tokens,
+    revoke_token,
+)
+
+
+def _format_time(value: Any) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+class Command(BaseCommand):
+    help = "Create, list and revoke API tokens (send them as `Authorization: Bearer TOKEN`)."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        create = actions.add_parser("create", help="create a token and print it once")
+        create.add_argument("--user", required=True, help="username the token acts as")
+        create.add_argument("--name", default="", help="a label to recognise the token by")
+        create.add_argument(
+            "--expires-days", type=int, default=None, help="days until it expires (default never)"
+        )
+        actions.add_parser("list", help="list tokens (prefix, user, name, status, times)")
+        revoke = actions.add_parser("revoke", help="revoke a token")
+        revoke.add_argument("prefix", help="the token's prefix as `token list` shows it")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        if action == "create":
+            self._create(options["user"], options["name"], options["expires_days"])
+        elif action == "list":
+            self._list()
+        else:
+            self._revoke(options["prefix"])
+
+    def _create(self, username: str, name: str, expires_days: int | None) -> None:
+        user_model = get_user_model()
+        user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
+        if user is None:
+            raise CommandError(
+                f"no user named {username!r}: create one with `patron createsuperuser`"
+            )
+        if not user.is_active:
+            raise CommandError(f"user {username!r} is inactive")
+        if expires_days is not None and expires_days < 1:
+            raise CommandError(f"--expires-days must be 1 or more, got {expires_days}")
+        expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
+        token, plaintext = create_token(user, name, expires_at)
+        self.stdout.write(plaintext)
+        # The hint goes to stderr so that `TOKEN=$(patron token create ...)` captures the
+        # token alone.
+        self.stderr.write(
+            f"Token {token.key_prefix} for {username} (expires {_format_time(expires_at)}). "
+            "Store it now: it is not shown again."
+        )
+
+    def _list(self) -> None:
+        now = timezone.now()
+        rows = [("PREFIX", "USER", "NAME", "STATUS", "CREATED", "LAST USED", "EXPIRES")]
+        for token in list_tokens():
+            rows.append(
+                (
+                    token.key_prefix,
+                    token.user.get_username(),
+                    token.name or "-",
+                    token.status_at(now),
+                    _format_time(token.created_at),
+                    _format_time(token.last_used_at),
+                    _format_time(token.expires_at),
+                )
+            )
+        widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+            self.stdout.write("  ".join(cells).rstrip())
+
+    def _revoke(self, prefix: str) -> None:
+        try:
+            token = revoke_token(prefix)
+        except (TokenNotFound, AmbiguousTokenPrefix) as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(f"Revoked token {token.key_prefix} of {token.user.get_username()}.")

@@ -1,0 +1,118 @@
+"""``/api/v1/customers``: search customers and read one customer's profile and totals."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema
+
+from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
+from patron.api.schemas import ShopDateTime, format_amount
+from patron.core.money import default_currency
+from patron.customers.models import Customer
+from patron.customers.selectors import get_customer, search_customers
+from patron.orders.selectors import with_order_stats
+
+router = Router(tags=["customers"])
+
+MAX_PAGE_SIZE = 200
+_ERRORS: dict[int, type[Schema]] = {401: ErrorOut, 403: ErrorOut, 422: ValidationErrorOut}
+
+
+class IdentityOut(Schema):
+    """An identifier naming the customer (normalised: E.164 phone, lower-case e-mail)."""
+
+    kind: str
+    value: str
+
+
+class CustomerSummaryOut(Schema):
+    """A customer in a list, with lifetime order figures (cancelled orders do not count)."""
+
+    external_id: str
+    name: str
+    email: str
+    phone: str
+    province: str
+    city: str
+    signup_channel: str
+    signed_up_at: ShopDateTime | None
+    tags: list[str]
+    orders_count: int
+    total_spent: str = Field(
+        description="Net spend (orders less refunds), a decimal string", examples=["1234.50"]
+    )
+    currency: str = Field(description="ISO 4217 currency of the amounts", examples=["CNY"])
+    first_order_at: ShopDateTime | None
+    last_order_at: ShopDateTime | None
+
+    @staticmethod
+    def resolve_total_spent(obj: Any) -> str:
+        return format_amount(obj.total_spent, default_currency())
+
+    @staticmethod
+    def resolve_currency(obj: Any) -> str:
+        return default_currency()
+
+
+class CustomerOut(CustomerSummaryOut):
+    """A customer's profile, identities and lifetime order figures."""
+
+    birthday: date | None
+    gender: str
+    identities: list[IdentityOut]
+
+    @staticmethod
+    def resolve_identities(obj: Customer) -> list[IdentityOut]:
+        return [
+            IdentityOut(kind=identity.kind, value=identity.value)
+            for identity in sorted(obj.identities.all(), key=lambda i: (i.kind, i.value))
+        ]
+
+
+class CustomerPageOut(Schema):
+    """One page of customers; ``count`` is the number of matches over all pages."""
+
+    items: list[CustomerSummaryOut]
+    count: int
+    page: int
+    page_size: int
+
+
+@router.get("", response={200: CustomerPageOut, **_ERRORS}, summary="Search customers")
+def list_customers(
+    request: HttpRequest,
+    search: str = Query("", description="Name, e-mail, phone (any format) or external id"),
+    page: int = Query(1, ge=1, description="Page number, from 1"),
+    page_size: int = Query(50, ge=1, le=MAX_PAGE_SIZE, description="Customers per page"),
+) -> dict[str, Any]:
+    """Customers matching ``search`` (all customers when empty), newest first, one page."""
+    customers = search_customers(search)
+    offset = (page - 1) * page_size
+    return {
+        "items": list(with_order_stats(customers)[offset : offset + page_size]),
+        "count": customers.count(),
+        "page": page,
+        "page_size": page_size,
+    }
+
+
+@router.get(
+    "/{external_id}",
+    response={200: CustomerOut, 404: ErrorOut, **_ERRORS},
+    summary="Get a customer",
+)
+def retrieve_customer(request: HttpRequest, external_id: str) -> Customer:
+    """One customer by the shop's id; an id merged into another customer finds the survivor."""
+    try:
+        customer = get_customer(external_id)
+    except Customer.DoesNotExist as error:
+        message = f"No customer with external id {external_id!r}."
+        raise ApiError(404, "not_found", message) from error
+    return (
+        with_order_stats(Customer.objects.filter(pk=customer.pk))
+        .prefetch_related("identities")
+        .get()
+    )

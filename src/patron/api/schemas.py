@@ -1,0 +1,26 @@
+"""Field types shared by the API's schemas: times in the shop's zone, money as strings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from django.utils import timezone
+from pydantic import PlainSerializer
+
+from patron.core.money import round_for_currency
+
+
+def _shop_time(value: datetime) -> str:
+    return timezone.localtime(value).isoformat()
+
+
+#: A timezone-aware datetime, written as ISO 8601 in the shop's time zone with its offset
+#: (``2024-11-11T20:00:00+08:00``).
+ShopDateTime = Annotated[datetime, PlainSerializer(_shop_time, return_type=str)]
+
+
+def format_amount(amount: Decimal | None, currency: str) -> str:
+    """A money amount as a decimal string rounded to the currency (``"1234.50"``)."""
+    return str(round_for_currency(amount or Decimal(0), currency))

@@ -1,0 +1,30 @@
+"""Version 1 of the REST API: one NinjaAPI instance with every domain's router mounted."""
+
+from __future__ import annotations
+
+from ninja import NinjaAPI, Router
+
+from patron.api.auth import BearerTokenAuth, StaffSessionAuth
+from patron.api.errors import install_error_handlers
+from patron.api.routers import customers
+
+#: (URL prefix, router) of every domain; a new app adds its router here.
+ROUTERS: list[tuple[str, Router]] = [
+    ("/customers", customers.router),
+]
+
+api = NinjaAPI(
+    title="Patron API",
+    version="1",
+    description=(
+        "Patron's REST API. Authenticate with `Authorization: Bearer TOKEN` "
+        "(`patron token create --user NAME`), or with a staff session from the dashboard."
+    ),
+    urls_namespace="api-v1",
+    auth=[BearerTokenAuth(), StaffSessionAuth()],
+    # The docs page is served at /api/docs by patron.api.urls, outside the versioned prefix.
+    docs_url=None,
+)
+install_error_handlers(api)
+for prefix, router in ROUTERS:
+    api.add_router(prefix, router)
