@@ -17,8 +17,20 @@ def test_openapi_schema_is_served_and_lists_the_endpoints(db: None) -> None:
     assert response.status_code == 200
     schema = response.json()
     assert schema["info"]["title"] == "Patron API"
-    assert set(schema["paths"]) >= {"/api/v1/customers", "/api/v1/customers/{external_id}"}
+    assert set(schema["paths"]) == {
+        "/api/v1/customers",
+        "/api/v1/customers/{external_id}",
+        "/api/v1/ingest/customers",
+        "/api/v1/ingest/products",
+        "/api/v1/ingest/orders",
+        "/api/v1/ingest/events",
+    }
     assert set(schema["paths"]["/api/v1/customers"]) == {"get"}
+    ingest_orders = schema["paths"]["/api/v1/ingest/orders"]["post"]
+    assert ingest_orders["requestBody"]["content"]["application/json"]["schema"]["maxItems"] == (
+        10_000
+    )
+    assert [parameter["name"] for parameter in ingest_orders["parameters"]] == ["strict"]
     assert set(schema["components"]["securitySchemes"]) == {"BearerTokenAuth", "StaffSessionAuth"}
     assert schema["components"]["securitySchemes"]["BearerTokenAuth"]["scheme"] == "bearer"
 

@@ -8,9 +8,21 @@ from django.test import Client
 
 from patron.customers.models import Customer
 
-ENDPOINTS = [
-    ("get", "/api/v1/customers"),
-    ("get", "/api/v1/customers/00042"),
+ENDPOINTS: list[tuple[str, str, list[dict[str, object]] | None]] = [
+    ("get", "/api/v1/customers", None),
+    ("get", "/api/v1/customers/00042", None),
+    ("post", "/api/v1/ingest/customers", [{"customer_id": "C-9", "name": "王芳"}]),
+    ("post", "/api/v1/ingest/products", [{"product_id": "P-9", "name": "茶", "price": "38"}]),
+    (
+        "post",
+        "/api/v1/ingest/orders",
+        [{"order_id": "O-9", "customer_id": "00042", "ordered_at": "20241111", "line_total": "9"}],
+    ),
+    (
+        "post",
+        "/api/v1/ingest/events",
+        [{"device_id": "d-9", "event_type": "view", "occurred_at": "2024-11-11T08:00:00Z"}],
+    ),
 ]
 
 CALLERS = [
@@ -45,7 +57,7 @@ def caller_client(
     return client, {}
 
 
-@pytest.mark.parametrize(("method", "url"), ENDPOINTS)
+@pytest.mark.parametrize(("method", "url", "body"), ENDPOINTS)
 @pytest.mark.parametrize(
     ("caller_client", "status", "code"),
     CALLERS,
@@ -56,13 +68,17 @@ def test_endpoint_answers_each_caller(
     caller_client: tuple[Client, dict[str, str]],
     method: str,
     url: str,
+    body: list[dict[str, object]] | None,
     status: int,
     code: str | None,
 ) -> None:
     # given
     client, headers = caller_client
     # when
-    response = getattr(client, method)(url, headers=headers)
+    if body is None:
+        response = client.get(url, headers=headers)
+    else:
+        response = client.post(url, body, content_type="application/json", headers=headers)
     # then
     assert response.status_code == status
     assert response["Content-Type"] == "application/json; charset=utf-8"
@@ -71,3 +87,6 @@ def test_endpoint_answers_each_caller(
         assert response.json()["message"]
     if status == 401:
         assert response["WWW-Authenticate"] == "Bearer"
+    if body is not None:
+        # only an authorised call writes anything
+        assert response.json().get("inserted", 0) == (1 if status == 200 else 0)
