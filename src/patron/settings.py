@@ -53,7 +53,10 @@ def _database_config() -> dict[str, object]:
         config["OPTIONS"] = {
             # WAL lets the dashboard read while an import writes; IMMEDIATE avoids
             # upgrade deadlocks between two writers.
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                "PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY;"
+            ),
             "transaction_mode": "IMMEDIATE",
             "timeout": 30,
         }

@@ -281,10 +281,19 @@ class OrderLoader:
             )
             .with_columns(pl.col("discount").cast(pl.Decimal(18, 4)))
         )
+        # Totals of orders new in this batch come from its lines; orders already in the store
+        # (an order spanning batches or files) are recomputed in SQL by finish().
+        subtotals = (
+            rows.unique(subset=["order_id", "line_key"], keep="last")
+            .group_by("order_id")
+            .agg(pl.col("line_total").sum().cast(pl.Decimal(18, 4)).alias("subtotal"))
+        )
+        headers = headers.join(subtotals, on="order_id", how="left")
         order_ids, orders_created, changed_orders = self._write_orders(headers)
         rows = rows.join(order_ids, on="order_id", how="left")
         line_status = self._write_lines(rows)
-        self._write_refunds(headers.join(order_ids, on="order_id"))
+        # A new or changed refund changes its order, though no line or header field did.
+        changed_orders |= self._write_refunds(headers.join(order_ids, on="order_id"))
         statuses = line_status.with_columns(
             pl.when(
                 (pl.col("status") == UNCHANGED) & pl.col("order_pk").is_in(list(changed_orders))
@@ -359,9 +368,13 @@ class OrderLoader:
                 "status",
                 "channel",
                 "currency",
-                pl.lit(Decimal(0)).cast(pl.Decimal(18, 4)).alias("subtotal_amount"),
+                pl.col("subtotal").alias("subtotal_amount"),
                 pl.col("discount").alias("discount_amount"),
-                pl.lit(Decimal(0)).cast(pl.Decimal(18, 4)).alias("total_amount"),
+                pl.when(pl.col("subtotal") > pl.col("discount"))
+                .then(pl.col("subtotal") - pl.col("discount"))
+                .otherwise(pl.lit(Decimal(0)))
+                .cast(pl.Decimal(18, 4))
+                .alias("total_amount"),
                 "coupon_code",
                 pl.lit(now).alias("created_at"),
                 pl.lit(now).alias("updated_at"),
@@ -382,7 +395,6 @@ class OrderLoader:
             ),
         )
         changed_ids = set(changed.get_column("order_pk").to_list())
-        self.touched_orders.update(new.get_column("order_pk").to_list())
         self.touched_orders.update(changed_ids)
         order_ids = pl.concat(
             [
@@ -457,7 +469,9 @@ class OrderLoader:
                 pl.col("line_total").alias("line_total_amount"),
             ),
         )
-        self.touched_orders.update(new.get_column("order_pk").to_list())
+        self.touched_orders.update(
+            new.filter(pl.col("order_is_new").not_()).get_column("order_pk").to_list()
+        )
         self.touched_orders.update(changed.get_column("order_pk").to_list())
         return pl.concat(
             [
@@ -473,12 +487,15 @@ class OrderLoader:
             ]
         )
 
-    def _write_refunds(self, headers: pl.DataFrame) -> None:
+    def _write_refunds(self, headers: pl.DataFrame) -> set[int]:
+        """Create or update the order-level refunds; the keys of the orders whose refund
+        was created or changed."""
         refunds = headers.filter(
             pl.col("refund_amount").is_not_null() & (pl.col("refund_amount") > 0)
         )
         if refunds.height == 0:
-            return
+            return set()
+        changed: set[int] = set()
         by_key = {f"{row['order_id']}#refund": row for row in refunds.iter_rows(named=True)}
         existing = {
             refund.external_id: refund
@@ -498,25 +515,28 @@ class OrderLoader:
             refund = existing.get(key)
             if refund is None:
                 Refund.objects.create(external_id=key, **values)
+                changed.add(row["order_pk"])
             elif any(getattr(refund, name) != value for name, value in values.items()):
                 Refund.objects.filter(pk=refund.pk).update(**values)
+                changed.add(row["order_pk"])
+        return changed
 
     def finish(self) -> None:
         """Recompute the totals of every order whose lines or discount changed."""
         order_table = connection.ops.quote_name(Order._meta.db_table)
         line_table = connection.ops.quote_name(OrderLine._meta.db_table)
-        subtotal = (
-            f"(SELECT ROUND(COALESCE(SUM(l.line_total_amount), 0), 4) FROM {line_table} l "
-            f"WHERE l.order_id = {order_table}.id)"
-        )
         with connection.cursor() as cursor:
             for chunk in chunks(sorted(self.touched_orders)):
                 placeholders = ", ".join(["%s"] * len(chunk))
+                # One aggregate per chunk joined back (UPDATE ... FROM, SQLite 3.33+), not a
+                # correlated subquery per order.
                 cursor.execute(
-                    f"UPDATE {order_table} SET subtotal_amount = {subtotal}, "
-                    f"total_amount = CASE WHEN {subtotal} > discount_amount "
-                    f"THEN {subtotal} - discount_amount ELSE 0 END "
-                    f"WHERE id IN ({placeholders})",
+                    f"UPDATE {order_table} SET subtotal_amount = totals.subtotal, "
+                    f"total_amount = CASE WHEN totals.subtotal > {order_table}.discount_amount "
+                    f"THEN totals.subtotal - {order_table}.discount_amount ELSE 0 END "
+                    f"FROM (SELECT order_id, ROUND(SUM(line_total_amount), 4) AS subtotal "
+                    f"FROM {line_table} WHERE order_id IN ({placeholders}) GROUP BY order_id) "
+                    f"AS totals WHERE {order_table}.id = totals.order_id",
                     list(chunk),
                 )
         self.touched_orders.clear()

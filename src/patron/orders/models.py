@@ -19,7 +19,10 @@ class Order(models.Model):
     """
 
     external_id = models.CharField(_("order id"), max_length=128, unique=True)
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    # Indexed by order_customer_time, whose first column it is.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     ordered_at = models.DateTimeField(_("ordered at"))
     status = models.CharField(
         _("status"),
@@ -66,11 +69,17 @@ class OrderLine(models.Model):
     order. ``line_number`` is the line's position, for display.
     """
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    # Indexed by order_line_unique, whose first column it is.
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines", db_index=False)
     line_key = models.CharField(_("line key"), max_length=160)
     line_number = models.PositiveIntegerField(_("line number"))
     product = models.ForeignKey(
-        Product, on_delete=models.PROTECT, null=True, blank=True, related_name="order_lines"
+        Product,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="order_lines",
+        db_index=False,  # indexed by order_line_product
     )
     quantity = models.PositiveIntegerField(_("quantity"))
     unit_price_amount = MoneyField(_("unit price"))
@@ -98,7 +107,9 @@ class Refund(models.Model):
     """Money given back on an order (a refund, or a return of goods), whole or per line."""
 
     external_id = models.CharField(_("refund id"), max_length=128, unique=True)
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="refunds", db_index=False
+    )  # indexed by refund_order
     kind = models.CharField(
         _("kind"),
         max_length=16,
@@ -144,12 +155,22 @@ class Event(models.Model):
 
     external_id = models.CharField(_("event id"), max_length=128, unique=True)
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, null=True, blank=True, related_name="events"
+        Customer,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="events",
+        db_index=False,  # indexed by event_customer_time
     )
     device_id = models.CharField(_("device id"), max_length=128, blank=True)
     event_type = models.CharField(_("type"), max_length=24, choices=EventTypeChoices.choices)
     product = models.ForeignKey(
-        Product, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+        Product,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="events",
+        db_index=False,  # indexed by event_product_time
     )
     occurred_at = models.DateTimeField(_("occurred at"))
     channel = models.CharField(
