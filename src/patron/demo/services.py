@@ -1,0 +1,229 @@
+"""Build the demo shop into the store: generate the world, import it, write the truth beside it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+
+from patron.demo.generator import DemoConfig, DemoWorld, generate_world
+from patron.ingest.services import ImportOptions, ImportSummary, RecordKind, import_frames
+
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "demo"  # printed for everyone on purpose: it is the demo login
+DEMO_GROUP = "admin"
+#: Rows per frame handed to the importer: big enough for its set-based writes, small enough
+#: to keep memory flat.
+CHUNK_ROWS = 50_000
+TRUTH_FILE = "truth.json"
+TRUTH_CUSTOMERS_FILE = "truth_customers.parquet"
+
+
+class DemoBuildError(RuntimeError):
+    """The demo shop cannot be built (the store holds another demo, or the import failed)."""
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """What :func:`build_demo_shop` built."""
+
+    customers: int
+    customer_accounts: int
+    duplicate_accounts: int
+    products: int
+    orders: int
+    order_lines: int
+    events: int
+    #: Net sales: totals of the orders not cancelled, less refunds.
+    revenue: Decimal
+    currency: str
+    as_of: date
+    seed: int
+    truth_path: Path
+    truth_customers_path: Path
+    username: str
+    password: str
+    imports: tuple[ImportSummary, ...]
+    seconds: float
+
+
+def demo_dir(home: Path | None = None) -> Path:
+    """The folder of the demo's truth files: ``PATRON_HOME/demo``."""
+    return Path(home or settings.PATRON_HOME) / "demo"
+
+
+def build_demo_shop(
+    customers: int = 20_000,
+    seed: int = 42,
+    as_of: date | None = None,
+    *,
+    home: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> DemoReport:
+    """Generate the demo shop and import it into the store (which must be migrated).
+
+    ``as_of`` is the day the two observed years end (today in the shop's time zone when not
+    given; a rebuild with the same customers and seed reuses the day of the first build, so
+    building again changes nothing). The truth files go to ``home/demo`` (``PATRON_HOME`` by
+    default). Creates or refreshes the staff login ``demo`` / ``demo`` in the ``admin`` group.
+    Raises :class:`DemoBuildError` when ``home`` already holds a demo built with other
+    customers or seed (the two would mix in the store).
+    """
+    say = progress or (lambda message: None)
+    began = time.perf_counter()
+    folder = demo_dir(home)
+    as_of = _check_previous_build(folder, customers, seed, as_of)
+    config = DemoConfig(
+        customers=customers,
+        seed=seed,
+        as_of=as_of,
+        time_zone=str(settings.TIME_ZONE),
+        currency=str(settings.PATRON_CURRENCY),
+    )
+    say(f"Generating {customers:,} customers (seed {seed}, two years up to {config.end_date()})")
+    world = generate_world(config)
+    say(
+        f"Generated {world.customers.height:,} customer accounts, {world.products.height:,} "
+        f"products, {world.orders['order_id'].n_unique():,} orders, "
+        f"{world.events.height:,} events in {time.perf_counter() - began:.1f} s"
+    )
+    summaries = tuple(
+        _import(kind, frame, say)
+        for kind, frame in (
+            (RecordKind.CUSTOMERS, world.customers),
+            (RecordKind.PRODUCTS, world.products),
+            (RecordKind.ORDERS, world.orders),
+            (RecordKind.EVENTS, world.events),
+        )
+    )
+    truth_path, truth_customers_path = write_truth(world, folder)
+    say(f"Wrote the hidden parameters to {truth_path}")
+    ensure_demo_user()
+    return DemoReport(
+        customers=world.truth_customers.height,
+        customer_accounts=world.customers.height,
+        duplicate_accounts=world.duplicate_accounts,
+        products=world.products.height,
+        orders=world.orders["order_id"].n_unique(),
+        order_lines=world.orders.height,
+        events=world.events.height,
+        revenue=net_revenue(world.orders),
+        currency=config.currency,
+        as_of=config.end_date(),
+        seed=seed,
+        truth_path=truth_path,
+        truth_customers_path=truth_customers_path,
+        username=DEMO_USERNAME,
+        password=DEMO_PASSWORD,
+        imports=summaries,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def _check_previous_build(
+    folder: Path, customers: int, seed: int, as_of: date | None
+) -> date | None:
+    """The end day to build: ``as_of``, else that of the demo already built in ``folder``.
+
+    Raises :class:`DemoBuildError` when that demo was built with other parameters: the two
+    shops would mix in the store (same ids, other rows).
+    """
+    path = folder / TRUTH_FILE
+    if not path.exists():
+        return as_of
+    previous = json.loads(path.read_text(encoding="utf-8"))
+    previous_as_of = date.fromisoformat(str(previous["as_of"]))
+    wanted = (customers, seed, as_of or previous_as_of)
+    if (previous.get("customers"), previous.get("seed"), previous_as_of) != wanted:
+        raise DemoBuildError(
+            f"{folder.parent} already holds a demo shop built with --customers "
+            f"{previous.get('customers')} --seed {previous.get('seed')} --as-of "
+            f"{previous_as_of}; build that one again, or use a fresh PATRON_HOME (an empty "
+            f"store) for --customers {customers} --seed {seed}"
+        )
+    return previous_as_of
+
+
+def _import(kind: RecordKind, frame: pl.DataFrame, say: Callable[[str], None]) -> ImportSummary:
+    began = time.perf_counter()
+    say(f"Importing {frame.height:,} {kind} rows ...")
+    chunks: Iterator[pl.DataFrame] = frame.iter_slices(CHUNK_ROWS)
+    # Strict: the generated rows are all valid, so a rejected one is a bug; leave nothing of
+    # it half-written.
+    summary = import_frames(kind, chunks, options=ImportOptions(source="demo", strict=True))
+    if summary.rejected:
+        first = "; ".join(
+            f"row {error.row} {error.field}: {error.reason}" for error in summary.errors[:3]
+        )
+        raise DemoBuildError(
+            f"the importer rejected {summary.rejected} generated {kind} rows ({first})"
+        )
+    say(
+        f"  {kind}: {summary.inserted:,} inserted, {summary.updated:,} updated, "
+        f"{summary.unchanged:,} unchanged in {time.perf_counter() - began:.1f} s"
+    )
+    return summary
+
+
+def write_truth(world: DemoWorld, folder: Path) -> tuple[Path, Path]:
+    """Write ``truth.json`` (population parameters, seed, window) and the per-person table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = world.truth.to_json()
+    truth["as_of"] = world.config.end_date().isoformat()
+    truth["duplicate_accounts"] = world.duplicate_accounts
+    truth["files"] = {"customers": TRUTH_CUSTOMERS_FILE}
+    truth_path = folder / TRUTH_FILE
+    truth_path.write_text(
+        json.dumps(truth, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    customers_path = folder / TRUTH_CUSTOMERS_FILE
+    world.truth_customers.write_parquet(customers_path)
+    return truth_path, customers_path
+
+
+@transaction.atomic
+def ensure_demo_user() -> User:
+    """The staff login ``demo`` / ``demo`` in the ``admin`` group (created when missing)."""
+    user, _ = User.objects.get_or_create(username=DEMO_USERNAME, defaults={"is_staff": True})
+    changed = False
+    if not user.is_staff or not user.is_active:
+        user.is_staff = user.is_active = True
+        changed = True
+    # Only when it differs: re-hashing would change the row on every build.
+    if not user.check_password(DEMO_PASSWORD):
+        user.set_password(DEMO_PASSWORD)
+        changed = True
+    if changed:
+        user.save()
+    group, _ = Group.objects.get_or_create(name=DEMO_GROUP)
+    user.groups.add(group)
+    return user
+
+
+def net_revenue(orders: pl.DataFrame) -> Decimal:
+    """Net sales of an order-lines frame: order totals (lines less the order's discount) of the
+    orders not cancelled, less their refunds."""
+    per_order = (
+        orders.filter(pl.col("status") != "cancelled")
+        .group_by("order_id")
+        .agg(
+            (pl.col("quantity").cast(pl.Decimal(18, 0)) * pl.col("unit_price"))
+            .sum()
+            .alias("lines"),
+            pl.col("discount").first().fill_null(0),
+            pl.col("refund_amount").first().fill_null(0),
+        )
+    )
+    total = per_order.select(
+        (pl.col("lines") - pl.col("discount") - pl.col("refund_amount")).sum()
+    ).item()
+    return Decimal(str(total)).quantize(Decimal("0.01"))
