@@ -93,9 +93,9 @@ def raw_postgres(path: Path, url: str) -> float:
         )
         data = path.read_bytes()
         started = time.perf_counter()
-        with connection.cursor() as cursor:
-            with cursor.copy("COPY raw_lines FROM STDIN (FORMAT csv, HEADER true)") as copy:
-                copy.write(data)
+        copy_sql = "COPY raw_lines FROM STDIN (FORMAT csv, HEADER true)"
+        with connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            copy.write(data)
         connection.commit()
         elapsed = time.perf_counter() - started
         count = connection.execute("SELECT count(*) FROM raw_lines").fetchone()
@@ -113,7 +113,8 @@ def run_import(path: Path, env: dict[str, str]) -> dict[str, float]:
             "import time, pathlib, django; django.setup();"
             "from patron.ingest.services import import_file, ImportOptions, RecordKind;"
             "t=time.perf_counter();"
-            f"s=import_file(RecordKind.ORDERS, pathlib.Path({str(path)!r}), options=ImportOptions());"
+            f"s=import_file(RecordKind.ORDERS, pathlib.Path({str(path)!r}),"
+            " options=ImportOptions());"
             "print(time.perf_counter()-t, s.inserted, s.unchanged, s.rejected)"
         )
         result = subprocess.run(
