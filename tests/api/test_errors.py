@@ -50,3 +50,13 @@ def test_an_unexpected_error_is_a_json_500_without_a_traceback(
     }
     assert "secret internals" not in response.content.decode()
     assert "secret internals" in caplog.text
+
+
+def test_a_post_to_an_unknown_url_is_a_404_not_a_csrf_refusal(db: None) -> None:
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/api/v1/ingest/coupons", [], "application/json")
+    assert response.status_code == 404
+    assert response.json() == {
+        "code": "not_found",
+        "message": "No API endpoint at /api/v1/ingest/coupons.",
+    }
