@@ -319,3 +319,29 @@ def test_anonymous_device_events_are_attached_once_a_login_links_the_device(
     assert list(customer.identities.filter(kind="device").values_list("value", flat=True)) == [
         "dev-1"
     ]
+
+
+def test_strict_undoes_merges_when_a_row_is_bad(tmp_path: Path) -> None:
+    # given three customers with orders
+    run_import(
+        "orders", write_csv(tmp_path / "orders.csv", ORDER_HEADER, ORDER_ROWS), *rejects(tmp_path)
+    )
+    before = table_counts()
+
+    # when a customer file that would merge them, but has one bad row, is imported --strict
+    path = write_csv(
+        tmp_path / "customers.csv",
+        CUSTOMER_HEADER,
+        [*SAME_PHONE, ["C-4", "Li Na", "", "not an e-mail"]],
+    )
+    with pytest.raises(CommandError, match=r"^1 rows rejected$"):
+        run_import("customers", path, "--strict", *rejects(tmp_path))
+
+    # then no merge, identity or customer change was kept
+    assert table_counts() == before
+    assert CustomerMerge.objects.count() == 0
+    assert sorted(Customer.objects.values_list("external_id", "phone")) == [
+        ("C-1", ""),
+        ("C-2", ""),
+        ("C-3", ""),
+    ]
