@@ -2,7 +2,8 @@
 
 Every reader yields :class:`RawBatch` es of at most a few tens of thousands of records, so a
 file of any size is read in constant memory. CSV and JSONL values arrive as strings; the
-row number of a record is its line in the file (the CSV header is line 1).
+row number of a record is the row a spreadsheet shows (the CSV header is row 1; a record whose
+quoted field holds a line break is still one row).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def read_csv(path: Path, *, encoding: str = "utf-8") -> Iterator[RawBatch]:
             raise ImportFileError(f"{path.name}: the file is empty (no header line)")
         if header_line.startswith(b"\xef\xbb\xbf"):
             header_line = header_line[3:]
-        separator = "\t" if path.name.lower().rstrip(".gz").endswith(".tsv") else ","
+        separator = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
         header = _decode(header_line, encoding).rstrip("\r\n").encode()
         next_row = 2
         pending = b""
