@@ -168,6 +168,23 @@ def test_orders_products_and_events_import(client: Client, bearer: dict[str, str
     assert Event.objects.get().event_type == "view"
 
 
+def test_a_full_batch_larger_than_djangos_body_cap_is_accepted(
+    client: Client, bearer: dict[str, str]
+) -> None:
+    # given: 10,000 records in about 2.9 MB, over Django's 2.5 MB DATA_UPLOAD_MAX_MEMORY_SIZE
+    records = [
+        {"customer_id": f"C{number:05d}", "name": "x" * 200, "email": f"c{number}@example.cn"}
+        for number in range(10_000)
+    ]
+    body = json.dumps(records)
+    assert len(body) > 2_621_440
+    # when
+    status, summary = post(client, "customers", body, bearer)
+    # then
+    assert (status, summary["inserted"], summary["rejected"]) == (200, 10_000, 0)
+    assert Customer.objects.count() == 10_000
+
+
 def test_10001_records_are_refused_with_a_clear_error(
     client: Client, bearer: dict[str, str]
 ) -> None:
