@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -10,27 +11,6 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
-from gunicorn.app.base import BaseApplication
-
-
-class PatronServer(BaseApplication):
-    """Gunicorn run from Python: the options come from the command line, the application is
-    ``patron.wsgi.application``, loaded in each worker."""
-
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        """Apply our options to gunicorn's configuration."""
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        """The WSGI application (imported in the worker, after the fork)."""
-        from patron.wsgi import application
-
-        return application
 
 
 def unapplied_migrations(database: str = DEFAULT_DB_ALIAS) -> list[str]:
@@ -111,7 +91,7 @@ class Command(BaseCommand):
             raise CommandError(f"--port must be between 1 and 65535, not {options['port']}")
         self.stdout.write(f"Collecting static files into {settings.STATIC_ROOT} ...")
         call_command("collectstatic", interactive=False, verbosity=0)
-        # Connections opened by the checks above must not be shared with forked workers.
+        # The process is about to be replaced: close the connections the checks opened.
         connections.close_all()
         address = bind_address(options["host"], options["port"])
         self.stdout.write(
@@ -119,16 +99,22 @@ class Command(BaseCommand):
             f"thread(s) ({'SQLite' if sqlite else connections['default'].vendor}). "
             "Press Ctrl+C to stop."
         )
-        PatronServer(
-            {
-                "bind": address,
-                "workers": workers,
-                "threads": threads,
-                "worker_class": "gthread" if threads > 1 else "sync",
-                "timeout": options["timeout"],
-                "accesslog": "-",
-                "errorlog": "-",
-                "loglevel": "info",
-                "proc_name": "patron",
-            }
-        ).run()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # A fresh process for the gunicorn master: see patron.web.server for why.
+        os.execv(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "patron.web.server",
+                "--bind",
+                address,
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+                "--timeout",
+                str(options["timeout"]),
+            ],
+        )
