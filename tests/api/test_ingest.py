@@ -52,11 +52,6 @@ def test_a_good_batch_is_counted_and_stored(client: Client, bearer: dict[str, st
     assert Customer.objects.get(external_id="00043").tags == ["new", "vip"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest bug: import_records stores a JSON list of tags as its JSON text "
-    '([\'["new", "vip"]\']); the contract allows a list. Remove this mark once fixed.',
-)
 def test_tags_may_be_a_json_list(client: Client, bearer: dict[str, str]) -> None:
     records = [{"customer_id": "00043", "tags": ["vip", "new"]}]
     status, _ = post(client, "customers", records, bearer)

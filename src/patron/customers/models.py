@@ -71,7 +71,9 @@ class CustomerMerge(models.Model):
     """Append-only record that one customer was merged into another, and why."""
 
     survivor = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="merges")
-    merged_customer_pk = models.BigIntegerField(_("merged customer id"))
+    # Empty when the merged record was found to be a known person while being imported, so it
+    # never became a customer of its own.
+    merged_customer_pk = models.BigIntegerField(_("merged customer id"), null=True, blank=True)
     merged_external_id = models.CharField(_("merged external id"), max_length=128)
     reason = models.CharField(_("reason"), max_length=200)
     snapshot = models.JSONField(_("profile of the merged customer"), default=dict)

@@ -66,9 +66,9 @@ def merge_customers(survivor: Customer, duplicate: Customer, *, reason: str) -> 
                 continue
             related_model = relation.related_model
             field_name = relation.field.name
-            count = related_model._default_manager.filter(
-                **{field_name: duplicate}
-            ).update(**{field_name: survivor})
+            count = related_model._default_manager.filter(**{field_name: duplicate}).update(
+                **{field_name: survivor}
+            )
             if count:
                 moved[related_model._meta.label_lower] = count
         for field in _PROFILE_FIELDS:

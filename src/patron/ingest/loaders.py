@@ -23,7 +23,7 @@ from patron.catalog.models import Category, Product
 from patron.core.money import quantize_amount
 from patron.customers.choices import IdentityKindChoices
 from patron.customers.identity import InvalidIdentifier, normalize_email, normalize_phone
-from patron.customers.models import Customer, CustomerIdentity
+from patron.customers.models import Customer, CustomerIdentity, CustomerMerge
 from patron.customers.resolution import merge_customers
 from patron.ingest.bulk import chunks, insert_frame, is_postgres, reserve_ids, update_rows
 from patron.ingest.readers import ROW
@@ -796,6 +796,33 @@ def _bulk_update(model: Any, instances: list[Any]) -> None:
     model.objects.bulk_update(instances, fields, batch_size=500)
 
 
+def _parse_tags(raw: str) -> list[str]:
+    """Tags from ``vip|new`` or from a JSON list (``["vip", "new"]``, as the API sends them)."""
+    if raw.startswith("["):
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, list):
+            return sorted({str(tag).strip() for tag in parsed if str(tag).strip()})
+    return sorted({tag.strip() for tag in raw.split("|") if tag.strip()})
+
+
+def _profile(customer: Customer) -> tuple[Any, ...]:
+    return tuple(getattr(customer, name) for name in (*_PROFILE_FIELDS, "email", "phone", "tags"))
+
+
+def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: value.isoformat() if hasattr(value, "isoformat") else value
+        for name, value in values.items()
+    }
+
+
+def _snapshot_values(customer: Customer) -> dict[str, Any]:
+    return {name: getattr(customer, name) for name in (*_PROFILE_FIELDS, "email", "phone", "tags")}
+
+
 def _fold_new(duplicate: Customer, *, into: Customer) -> None:
     """Fill blank fields of ``into`` from a not-yet-saved duplicate found in the same import."""
     for name in (*_PROFILE_FIELDS, "email", "phone"):
@@ -826,6 +853,7 @@ class CustomerLoader:
 
     def __init__(self, given: set[str]) -> None:
         self.given = given
+        self.next_temporary_key = 0
 
     def load(self, good: pl.DataFrame) -> BatchResult:
         rows, rejected = self._normalise(good)
@@ -846,10 +874,12 @@ class CustomerLoader:
             for chunk in chunks(sorted(set(keys.values())))
             for customer in Customer.objects.filter(pk__in=chunk)
         }
+        initial = {pk: _profile(customer) for pk, customer in customers.items()}
         new_customers: dict[int, Customer] = {}  # temporary negative keys
         new_identities: dict[tuple[str, str], int] = {}
-        dirty: set[int] = set()
-        statuses: list[tuple[int, str]] = []
+        # (target key, external id, why, row values): ids found to name a known person.
+        attached: list[tuple[int, str, str, dict[str, Any]]] = []
+        statuses: list[tuple[int, str, int]] = []
         for row in rows.iter_rows(named=True):
             wanted = [
                 (_EXTERNAL_ID, row["customer_id"]),
@@ -870,13 +900,18 @@ class CustomerLoader:
                             reason=f"same person as import row {row[ROW]}",
                         )
                         customers[target].refresh_from_db()
+                        initial[target] = ()  # merged: the survivor has changed
                     else:
-                        _fold_new(
-                            new_customers.pop(other),
-                            into=customers.get(target) or new_customers[target],
+                        folded = new_customers.pop(other)
+                        _fold_new(folded, into=customers.get(target) or new_customers[target])
+                        attached.append(
+                            (
+                                target,
+                                folded.external_id,
+                                "same person as another record",
+                                _snapshot_values(folded),
+                            )
                         )
-                        if target > 0:
-                            dirty.add(target)
                     for key, pk in keys.items():
                         if pk == other:
                             keys[key] = target
@@ -886,11 +921,22 @@ class CustomerLoader:
             if holders:
                 target_pk = holders[0]
                 customer = customers.get(target_pk) or new_customers[target_pk]
-                status = UPDATED if _apply(customer, self._values(row)) else UNCHANGED
-                if status == UPDATED and target_pk > 0:
-                    dirty.add(target_pk)
+                _apply(customer, self._values(row))
+                status = UNCHANGED
+                if (_EXTERNAL_ID, row["customer_id"]) not in keys:
+                    found_by = next(key for key in wanted if key in keys)
+                    attached.append(
+                        (
+                            target_pk,
+                            row["customer_id"],
+                            f"same {found_by[0]}: {found_by[1]}",
+                            self._values(row),
+                        )
+                    )
+                    status = UPDATED
             else:
-                target_pk = -(len(new_customers) + 1)
+                self.next_temporary_key -= 1
+                target_pk = self.next_temporary_key
                 customer = Customer(external_id=row["customer_id"], **self._values(row))
                 new_customers[target_pk] = customer
                 status = INSERTED
@@ -898,7 +944,16 @@ class CustomerLoader:
                 if key not in keys:
                     keys[key] = target_pk
                     new_identities[key] = target_pk
-            statuses.append((row[ROW], status))
+            statuses.append((row[ROW], status, target_pk))
+        # A customer counts as updated only if the batch left it different: two records of one
+        # person applied in turn must not report changes on every import.
+        changed = {
+            pk for pk, customer in customers.items() if _profile(customer) != initial.get(pk)
+        }
+        statuses = [
+            (row_number, UPDATED if status == UNCHANGED and pk in changed else status, pk)
+            for row_number, status, pk in statuses
+        ]
         Customer.objects.bulk_create(list(new_customers.values()), batch_size=2000)
         real_pk = {temp: customer.pk for temp, customer in new_customers.items()}
         CustomerIdentity.objects.bulk_create(
@@ -908,9 +963,25 @@ class CustomerLoader:
             ],
             batch_size=2000,
         )
-        _bulk_update(Customer, [customers[pk] for pk in dirty if pk in customers])
+        CustomerMerge.objects.bulk_create(
+            [
+                CustomerMerge(
+                    survivor_id=real_pk.get(pk, pk),
+                    merged_customer_pk=None,
+                    merged_external_id=external_id,
+                    reason=reason,
+                    snapshot=_json_safe(values),
+                )
+                for pk, external_id, reason, values in attached
+            ]
+        )
+        _bulk_update(Customer, [customers[pk] for pk in changed])
         return BatchResult(
-            pl.DataFrame(statuses, schema={ROW: pl.Int64, "status": pl.Utf8}, orient="row"),
+            pl.DataFrame(
+                [(row_number, status) for row_number, status, _ in statuses],
+                schema={ROW: pl.Int64, "status": pl.Utf8},
+                orient="row",
+            ),
             rejected,
             {"customers": len(new_customers)},
         )
@@ -927,7 +998,7 @@ class CustomerLoader:
         if "phone" in self.given and row["phone"] is not None:
             values["phone"] = row["phone"]
         if "tags" in self.given and row["tags"] is not None:
-            values["tags"] = sorted({tag.strip() for tag in row["tags"].split("|") if tag.strip()})
+            values["tags"] = _parse_tags(row["tags"])
         return values
 
     def _normalise(self, good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
