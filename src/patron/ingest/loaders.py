@@ -25,7 +25,14 @@ from patron.customers.choices import IdentityKindChoices
 from patron.customers.identity import InvalidIdentifier, normalize_email, normalize_phone
 from patron.customers.models import Customer, CustomerIdentity, CustomerMerge
 from patron.customers.resolution import merge_customers
-from patron.ingest.bulk import chunks, insert_frame, is_postgres, reserve_ids, update_rows
+from patron.ingest.bulk import (
+    chunks,
+    fetch_frame,
+    insert_frame,
+    is_postgres,
+    reserve_ids,
+    update_rows,
+)
 from patron.ingest.readers import ROW
 from patron.orders.models import Event, Order, OrderLine, Refund
 
@@ -313,24 +320,22 @@ class OrderLoader:
         )
 
     def _write_orders(self, headers: pl.DataFrame) -> tuple[pl.DataFrame, int, set[int]]:
-        existing_rows: list[tuple[Any, ...]] = []
-        for chunk in chunks(headers.get_column("order_id").to_list()):
-            existing_rows.extend(
-                Order.objects.filter(external_id__in=chunk).values_list(
-                    "external_id",
-                    "pk",
-                    "customer_id",
-                    "ordered_at",
-                    "status",
-                    "channel",
-                    "currency",
-                    "discount_amount",
-                    "coupon_code",
-                )
-            )
-        existing = pl.DataFrame(
-            existing_rows,
-            schema={
+        existing = fetch_frame(
+            Order._meta.db_table,
+            {
+                "order_id": "external_id",
+                "order_pk": "id",
+                "old_customer": "customer_id",
+                "old_ordered_at": "ordered_at",
+                "old_status": "status",
+                "old_channel": "channel",
+                "old_currency": "currency",
+                "old_discount": "discount_amount",
+                "old_coupon": "coupon_code",
+            },
+            "external_id",
+            headers.get_column("order_id").to_list(),
+            {
                 "order_id": pl.Utf8,
                 "order_pk": pl.Int64,
                 "old_customer": pl.Int64,
@@ -341,7 +346,6 @@ class OrderLoader:
                 "old_discount": pl.Float64,
                 "old_coupon": pl.Utf8,
             },
-            orient="row",
         )
         merged = headers.join(existing, on="order_id", how="left")
         new = merged.filter(pl.col("order_pk").is_null())
@@ -405,26 +409,24 @@ class OrderLoader:
         return order_ids, new.height, changed_ids
 
     def _write_lines(self, rows: pl.DataFrame) -> pl.DataFrame:
-        existing_rows: list[tuple[Any, ...]] = []
         # New orders have no lines yet; only the others need comparing.
         known_orders = (
             rows.filter(pl.col("order_is_new").not_()).get_column("order_pk").unique().to_list()
         )
-        for chunk in chunks(known_orders):
-            existing_rows.extend(
-                OrderLine.objects.filter(order_id__in=chunk).values_list(
-                    "order_id",
-                    "line_key",
-                    "pk",
-                    "product_id",
-                    "quantity",
-                    "unit_price_amount",
-                    "line_total_amount",
-                )
-            )
-        existing = pl.DataFrame(
-            existing_rows,
-            schema={
+        existing = fetch_frame(
+            OrderLine._meta.db_table,
+            {
+                "order_pk": "order_id",
+                "line_key": "line_key",
+                "line_pk": "id",
+                "old_product": "product_id",
+                "old_quantity": "quantity",
+                "old_unit_price": "unit_price_amount",
+                "old_line_total": "line_total_amount",
+            },
+            "order_id",
+            known_orders,
+            {
                 "order_pk": pl.Int64,
                 "line_key": pl.Utf8,
                 "line_pk": pl.Int64,
@@ -433,7 +435,6 @@ class OrderLoader:
                 "old_unit_price": pl.Float64,
                 "old_line_total": pl.Float64,
             },
-            orient="row",
         )
         # A key repeated within one batch (an explicit line_id given twice): the last row wins.
         rows = rows.unique(subset=["order_pk", "line_key"], keep="last", maintain_order=True)
@@ -584,22 +585,20 @@ class EventLoader:
         rows = rows.join(devices, on="device_id", how="left").with_columns(
             pl.coalesce("customer_pk", "device_owner").alias("customer_pk")
         )
-        existing_rows: list[tuple[Any, ...]] = []
-        for chunk in chunks(rows.get_column("event_id").to_list()):
-            existing_rows.extend(
-                Event.objects.filter(external_id__in=chunk).values_list(
-                    "external_id",
-                    "pk",
-                    "customer_id",
-                    "event_type",
-                    "occurred_at",
-                    "product_id",
-                    "channel",
-                )
-            )
-        existing = pl.DataFrame(
-            existing_rows,
-            schema={
+        existing = fetch_frame(
+            Event._meta.db_table,
+            {
+                "event_id": "external_id",
+                "event_pk": "id",
+                "old_customer": "customer_id",
+                "old_type": "event_type",
+                "old_time": "occurred_at",
+                "old_product": "product_id",
+                "old_channel": "channel",
+            },
+            "external_id",
+            rows.get_column("event_id").to_list(),
+            {
                 "event_id": pl.Utf8,
                 "event_pk": pl.Int64,
                 "old_customer": pl.Int64,
@@ -608,7 +607,6 @@ class EventLoader:
                 "old_product": pl.Int64,
                 "old_channel": pl.Utf8,
             },
-            orient="row",
         )
         merged = rows.join(existing, on="event_id", how="left")
         new = merged.filter(pl.col("event_pk").is_null())
