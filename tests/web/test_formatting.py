@@ -52,6 +52,7 @@ def test_format_count(value: int, language: str, expected: str) -> None:
         (Decimal("9999.99"), "zh-hans", "¥9,999.99"),
         (Decimal("123456.78"), "zh-hans", "¥12.35万"),
         (Decimal("250000000"), "zh-hans", "¥2.5亿"),
+        (Decimal("10770931.6"), "zh-hans", "¥1,077.09万"),
         (Decimal("123456.78"), "en", "¥123,456.78"),
         (Decimal("2345678.9"), "en", "¥2.35M"),
     ],

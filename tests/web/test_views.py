@@ -228,3 +228,14 @@ def test_customer_link_in_the_list_opens_the_customer_page(
     # then
     assert f'href="{reverse("web:customer_detail", args=["C-0002"])}"' in html
     assert reverse("web:customer_detail", args=["C-0002"]) == "/customers/C-0002/"
+
+
+def test_customer_page_without_orders_says_how_orders_arrive(
+    staff_client: Client, small_shop: SmallShop
+) -> None:
+    # when
+    text = _text(staff_client.get("/customers/C-0003/").content)
+    # then
+    assert "Emma Clark" in text
+    assert "No orders yet. Orders appear here once imported with patron import orders FILE" in text
+    assert "View Celadon cup" in text

@@ -116,8 +116,9 @@ def shop_headline(as_of: datetime, active_days: int = 90) -> ShopHeadline:
     order_figures = orders.aggregate(orders=Count("pk"), gross=Sum("total_amount"))
     refunded = Refund.objects.filter(order__in=orders.values("pk")).aggregate(s=Sum("amount"))["s"]
     per_customer = orders.order_by().values("customer").annotate(n=Count("pk"))
-    buying_customers = per_customer.count()
-    repeat_customers = per_customer.filter(n__gte=2).count()
+    buyers = per_customer.aggregate(
+        buying=Count("customer"), repeat=Count("customer", filter=Q(n__gte=2))
+    )
     since = as_of - timedelta(days=active_days)
     recent_buyers = orders.filter(ordered_at__gt=since).values("customer_id")
     recent_visitors = Event.objects.filter(
@@ -134,8 +135,8 @@ def shop_headline(as_of: datetime, active_days: int = 90) -> ShopHeadline:
         orders=order_figures["orders"],
         revenue=round_for_currency(gross - (refunded or Decimal(0)), currency),
         currency=currency,
-        buying_customers=buying_customers,
-        repeat_customers=repeat_customers,
+        buying_customers=buyers["buying"],
+        repeat_customers=buyers["repeat"],
         active_customers=active_customers,
         active_days=active_days,
     )

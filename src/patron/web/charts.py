@@ -26,7 +26,6 @@ def weekly_orders_revenue_figure(weeks: list[WeekFigures], currency: str) -> dic
     symbol = currency_symbol(currency).strip()
     orders_name = _("Orders")
     revenue_name = _("Revenue")
-    week_label = _("Week of")
     figure = go.Figure()
     figure.add_trace(
         go.Bar(
@@ -34,7 +33,7 @@ def weekly_orders_revenue_figure(weeks: list[WeekFigures], currency: str) -> dic
             y=[week.orders for week in weeks],
             name=orders_name,
             marker={"color": _BLUE, "opacity": 0.85},
-            hovertemplate=f"{week_label} %{{x|%Y-%m-%d}}<br>{orders_name}: %{{y:,}}<extra></extra>",
+            hovertemplate=f"{orders_name}: %{{y:,}}<extra></extra>",
         )
     )
     figure.add_trace(
@@ -45,10 +44,7 @@ def weekly_orders_revenue_figure(weeks: list[WeekFigures], currency: str) -> dic
             yaxis="y2",
             mode="lines",
             line={"color": _GREEN, "width": 2},
-            hovertemplate=(
-                f"{week_label} %{{x|%Y-%m-%d}}<br>"
-                f"{revenue_name}: {symbol}%{{y:,.2f}}<extra></extra>"
-            ),
+            hovertemplate=f"{revenue_name}: {symbol}%{{y:,.2f}}<extra></extra>",
         )
     )
     figure.update_layout(
@@ -65,6 +61,8 @@ def weekly_orders_revenue_figure(weeks: list[WeekFigures], currency: str) -> dic
             "type": "date",
             # Plotly ships English month names only; numeric months read well in both languages.
             "tickformat": "%Y-%m",
+            # The unified hover label's title: the week's Monday.
+            "hoverformat": "%Y-%m-%d",
             "gridcolor": "#f0f0f0",
         },
         yaxis={
@@ -81,6 +79,8 @@ def weekly_orders_revenue_figure(weeks: list[WeekFigures], currency: str) -> dic
             "side": "right",
             "rangemode": "tozero",
             "showgrid": False,
+            # Plotly would otherwise align these ticks to the orders axis, at odd values.
+            "tickmode": "auto",
             "tickformat": ",.0f",
         },
     )

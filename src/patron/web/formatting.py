@@ -41,8 +41,8 @@ def _group(amount: Decimal, places: int) -> str:
 
 
 def _two_places(value: Decimal) -> str:
-    """At most two decimals without trailing zeros (12.30 → 12.3, 12.00 → 12)."""
-    text = f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"
+    """Grouped digits and at most two decimals, without trailing zeros (1,077.30 → 1,077.3)."""
+    text = f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
