@@ -11,6 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from patron.customers.models import Customer
+from patron.ingest.services import ImportOptions, RecordKind, import_records
 from tests.web.conftest import SHANGHAI, STAFF_PASSWORD, SmallShop
 
 pytestmark = pytest.mark.django_db
@@ -239,3 +240,40 @@ def test_customer_page_without_orders_says_how_orders_arrive(
     assert "Emma Clark" in text
     assert "No orders yet. Orders appear here once imported with patron import orders FILE" in text
     assert "View Celadon cup" in text
+
+
+def test_imported_shop_is_shown_with_resolved_identities(staff_client: Client) -> None:
+    # given customers and orders imported as the shop's API would send them
+    options = ImportOptions(source="test", strict=True)
+    customers = import_records(
+        RecordKind.CUSTOMERS,
+        [
+            {"customer_id": "00042", "name": "王芳", "phone": "139-0000-1234", "city": "成都"},
+            {"customer_id": "00043", "name": "Liu Yang", "email": "Liu.Yang@Example.com"},
+        ],
+        options=options,
+    )
+    orders = import_records(
+        RecordKind.ORDERS,
+        [
+            {
+                "order_id": "T-1",
+                "customer_id": "00042",
+                "ordered_at": "2026-03-01T10:00:00",
+                "product_id": "SKU-1",
+                "quantity": 3,
+                "unit_price": "19.90",
+            },
+        ],
+        options=options,
+    )
+    assert (customers.inserted, orders.inserted, orders.rejected) == (2, 1, 0)
+    # when staff search by phone in another format, and open the customer
+    listing = _text(staff_client.get("/customers/", {"q": "+86 139 0000 1234"}).content)
+    page = _text(staff_client.get("/customers/00042/").content)
+    # then
+    assert "1 customer" in listing
+    assert "王芳" in listing
+    assert "T-1 2026-03-01 10:00" in page
+    assert "SKU-1 3 ¥19.90 ¥59.70" in page
+    assert "+8613900001234" in page
