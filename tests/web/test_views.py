@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -12,6 +13,7 @@ from django.urls import reverse
 
 from patron.customers.models import Customer
 from patron.ingest.services import ImportOptions, RecordKind, import_records
+from patron.orders.models import Order
 from tests.web.conftest import SHANGHAI, STAFF_PASSWORD, SmallShop
 
 pytestmark = pytest.mark.django_db
@@ -277,3 +279,33 @@ def test_imported_shop_is_shown_with_resolved_identities(staff_client: Client) -
     assert "T-1 2026-03-01 10:00" in page
     assert "SKU-1 3 ¥19.90 ¥59.70" in page
     assert "+8613900001234" in page
+
+
+def test_customer_list_queries_do_not_grow_with_the_page(
+    staff_client: Client, django_assert_num_queries: Any
+) -> None:
+    # given a full page of customers, each with an order
+    customers = Customer.objects.bulk_create(
+        Customer(external_id=f"C-{number:03d}", name=f"Customer {number:03d}")
+        for number in range(1, 31)
+    )
+    Order.objects.bulk_create(
+        Order(
+            external_id=f"O-{customer.external_id}",
+            customer=customer,
+            ordered_at=datetime(2026, 5, 1, tzinfo=SHANGHAI),
+        )
+        for customer in Customer.objects.filter(pk__in=[c.pk for c in customers])
+    )
+    # when / then: session, user, count, page, the page's order statistics
+    with django_assert_num_queries(5):
+        assert staff_client.get("/customers/").status_code == 200
+
+
+def test_customer_page_queries_do_not_grow_with_orders_and_lines(
+    staff_client: Client, small_shop: SmallShop, django_assert_num_queries: Any
+) -> None:
+    # when / then: session, user, customer, orders, lines with products, refunds, lifetime
+    # totals, events, identities: the same nine however many orders and lines there are
+    with django_assert_num_queries(9):
+        assert staff_client.get("/customers/C-0001/").status_code == 200
