@@ -1,13 +1,12 @@
 """The dashboard in a real browser: headless Debian Chromium driven by Playwright.
 
 Playwright's sync API runs an event loop in this thread, and Django refuses synchronous
-database calls inside one; the data is created before Playwright starts, and the flag below
-lets pytest-django's own clean-up run after it.
+database calls inside one (SynchronousOnlyOperation): the data is created before Playwright
+starts, and the pages are served by pytest-django's live server thread.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,6 @@ from django.utils import timezone
 
 from tests.conftest import require
 from tests.web.conftest import STAFF_PASSWORD, make_small_shop
-
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
