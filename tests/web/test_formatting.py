@@ -8,6 +8,7 @@ import pytest
 
 from patron.web.formatting import (
     compact_number,
+    format_change,
     format_count,
     format_money,
     format_money_compact,
@@ -71,3 +72,16 @@ def test_compact_number_in_english_uses_billions() -> None:
 )
 def test_format_percent(rate: Decimal | int | None, expected: str) -> None:
     assert format_percent(rate) == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (Decimal("0.0521"), "+5.2%"),
+        (Decimal("-0.549"), "-54.9%"),
+        (Decimal(0), "+0.0%"),
+        (None, ""),
+    ],
+)
+def test_format_change(change: Decimal | None, expected: str) -> None:
+    assert format_change(change) == expected

@@ -9,7 +9,12 @@ import pytest
 
 from patron.customers.models import Customer
 from patron.orders.models import Order
-from patron.orders.selectors import WeekFigures, shop_headline, weekly_orders_revenue
+from patron.orders.selectors import (
+    WeekFigures,
+    compare_recent_periods,
+    shop_headline,
+    weekly_orders_revenue,
+)
 from tests.web.conftest import SHANGHAI, SmallShop, make_small_shop
 
 pytestmark = pytest.mark.django_db
@@ -93,3 +98,27 @@ def test_weekly_orders_revenue_puts_a_monday_morning_order_in_its_shop_week() ->
 
 def test_weekly_orders_revenue_of_an_empty_shop_is_empty() -> None:
     assert weekly_orders_revenue() == []
+
+
+def test_compare_recent_periods_sets_the_last_30_days_against_the_30_before(
+    small_shop: SmallShop,
+) -> None:
+    # when
+    period = compare_recent_periods(small_shop.now, days=30)
+    # then: last 30 days O-1002 (99.90 - 20.00 refunded) and O-2002 (36.50); the 30 before:
+    # O-1001 (258.00, exactly 30 days before now, so in the earlier period)
+    assert (period.orders, period.previous_orders) == (2, 1)
+    assert (period.revenue, period.previous_revenue) == (Decimal("116.40"), Decimal("258.00"))
+    assert period.orders_change == Decimal(1)
+    assert period.revenue_change == (Decimal("116.40") - Decimal("258.00")) / Decimal("258.00")
+
+
+def test_compare_recent_periods_without_earlier_orders_has_no_change(
+    small_shop: SmallShop,
+) -> None:
+    # when
+    period = compare_recent_periods(small_shop.now, days=5)
+    # then: O-1002 only; nothing in the 5 days before
+    assert (period.orders, period.previous_orders) == (1, 0)
+    assert period.orders_change is None
+    assert period.revenue_change is None

@@ -309,3 +309,17 @@ def test_customer_page_queries_do_not_grow_with_orders_and_lines(
     # totals, events, identities: the same nine however many orders and lines there are
     with django_assert_num_queries(9):
         assert staff_client.get("/customers/C-0001/").status_code == 200
+
+
+def test_overview_compares_the_last_30_days_with_the_30_before(
+    staff_client: Client, small_shop: SmallShop
+) -> None:
+    # when
+    html = staff_client.get("/").content.decode()
+    # then
+    orders_card = html[html.index('data-kpi="orders"') : html.index('data-kpi="revenue"')]
+    revenue_card = html[html.index('data-kpi="revenue"') : html.index('data-kpi="repeat_rate"')]
+    assert "Last 30 days: 2" in _text(orders_card.encode())
+    assert "▲ +100.0%" in _text(orders_card.encode())
+    assert "Last 30 days: ¥116.40" in _text(revenue_card.encode())
+    assert "▼ -54.9%" in _text(revenue_card.encode())

@@ -142,6 +142,68 @@ def shop_headline(as_of: datetime, active_days: int = 90) -> ShopHeadline:
     )
 
 
+@dataclass(frozen=True)
+class PeriodComparison:
+    """Counted orders and their net revenue in the ``days`` before a moment, and in the
+    ``days`` before those (see :func:`compare_recent_periods`)."""
+
+    days: int
+    orders: int
+    previous_orders: int
+    revenue: Decimal
+    previous_revenue: Decimal
+
+    @property
+    def orders_change(self) -> Decimal | None:
+        """Relative change of orders against the previous period (None when it had none)."""
+        return _relative_change(Decimal(self.orders), Decimal(self.previous_orders))
+
+    @property
+    def revenue_change(self) -> Decimal | None:
+        """Relative change of net revenue against the previous period (None when it had none)."""
+        return _relative_change(self.revenue, self.previous_revenue)
+
+
+def _relative_change(current: Decimal, previous: Decimal) -> Decimal | None:
+    if previous <= 0:
+        return None
+    return (current - previous) / previous
+
+
+def compare_recent_periods(as_of: datetime, days: int = 30) -> PeriodComparison:
+    """Counted orders and net revenue of the last ``days`` before ``as_of`` against the
+    ``days`` before them; an order's refunds count in the period the order was placed in."""
+    start = as_of - timedelta(days=days)
+    previous_start = start - timedelta(days=days)
+    current = Q(ordered_at__gt=start, ordered_at__lte=as_of)
+    previous = Q(ordered_at__gt=previous_start, ordered_at__lte=start)
+    orders = counted_orders().aggregate(
+        orders=Count("pk", filter=current),
+        previous_orders=Count("pk", filter=previous),
+        gross=Sum("total_amount", filter=current),
+        previous_gross=Sum("total_amount", filter=previous),
+    )
+    refunds = Refund.objects.exclude(order__status=OrderStatusChoices.CANCELLED).aggregate(
+        refunded=Sum("amount", filter=Q(order__ordered_at__gt=start, order__ordered_at__lte=as_of)),
+        previous_refunded=Sum(
+            "amount", filter=Q(order__ordered_at__gt=previous_start, order__ordered_at__lte=start)
+        ),
+    )
+    currency = default_currency()
+    zero = Decimal(0)
+    return PeriodComparison(
+        days=days,
+        orders=orders["orders"],
+        previous_orders=orders["previous_orders"],
+        revenue=round_for_currency(
+            (orders["gross"] or zero) - (refunds["refunded"] or zero), currency
+        ),
+        previous_revenue=round_for_currency(
+            (orders["previous_gross"] or zero) - (refunds["previous_refunded"] or zero), currency
+        ),
+    )
+
+
 def weekly_orders_revenue(time_zone: tzinfo | None = None) -> list[WeekFigures]:
     """Counted orders and net revenue per week (Monday start, in the shop's time zone), oldest
     first, with empty weeks between the first and the last filled in as zeros.

@@ -106,3 +106,11 @@ def format_percent(rate: Decimal | float | None, places: int = 1) -> str:
         Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP
     )
     return f"{percent}%"
+
+
+def format_change(change: Decimal | None) -> str:
+    """A relative change with its sign: ``+5.2%``, ``-12.0%``; empty when there is none."""
+    if change is None:
+        return ""
+    text = format_percent(change)
+    return text if text.startswith("-") else f"+{text}"

@@ -17,6 +17,7 @@ from patron.core.money import default_currency
 from patron.customers.models import Customer
 from patron.customers.selectors import get_customer, search_customers
 from patron.orders.selectors import (
+    compare_recent_periods,
     customer_events,
     customer_lifetime,
     customer_orders,
@@ -29,6 +30,7 @@ from patron.web.charts import weekly_orders_revenue_figure
 CUSTOMERS_PER_PAGE = 25
 ORDERS_SHOWN = 100
 EVENTS_SHOWN = 50
+RECENT_DAYS = 30
 
 View = Callable[..., HttpResponse]
 
@@ -51,14 +53,22 @@ def staff_required(view: View) -> View:
 @staff_required
 def overview(request: HttpRequest) -> HttpResponse:
     """Headline figures of the shop and the weekly orders and revenue chart."""
-    headline = shop_headline(timezone.now())
+    now = timezone.now()
+    headline = shop_headline(now)
+    period = compare_recent_periods(now, days=RECENT_DAYS)
     weeks = weekly_orders_revenue()
     currency = default_currency()
     chart = weekly_orders_revenue_figure(weeks, currency) if weeks else None
     return render(
         request,
         "web/overview.html",
-        {"headline": headline, "chart": chart, "currency": currency, "nav": "overview"},
+        {
+            "headline": headline,
+            "period": period,
+            "chart": chart,
+            "currency": currency,
+            "nav": "overview",
+        },
     )
 
 

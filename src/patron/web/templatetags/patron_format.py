@@ -38,3 +38,9 @@ def count_filter(value: int | None) -> str:
 def percent(rate: Decimal | float | None) -> str:
     """A share as a percentage: ``42.5%``."""
     return formatting.format_percent(rate)
+
+
+@register.filter
+def change(rate: Decimal | None) -> str:
+    """A relative change with its sign: ``+5.2%``."""
+    return formatting.format_change(rate)
