@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.core.management import CommandError
+from django.core.management import CommandError, call_command
 
 from patron.customers.choices import IdentityKindChoices
 from patron.customers.models import Customer, CustomerIdentity, CustomerMerge
@@ -345,3 +346,22 @@ def test_strict_undoes_merges_when_a_row_is_bad(tmp_path: Path) -> None:
         ("C-2", ""),
         ("C-3", ""),
     ]
+
+
+def test_resolve_customers_command_reports_the_merges() -> None:
+    # given two customers entered with one phone in two formats
+    Customer.objects.create(external_id="Y-1", phone="139 0000 1111")
+    Customer.objects.create(external_id="Y-2", phone="+86-139-0000-1111")
+    output = io.StringIO()
+
+    # when the command runs, and again
+    call_command("resolve_customers", stdout=output)
+    call_command("resolve_customers", stdout=output)
+
+    # then the first run merged them and the second found nothing more
+    assert output.getvalue().splitlines() == [
+        "merged Y-2 into Y-1: same phone: +8613900001111",
+        "1 customers merged",
+        "0 customers merged",
+    ]
+    assert list(Customer.objects.values_list("external_id", flat=True)) == ["Y-1"]

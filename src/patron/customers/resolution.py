@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from typing import Any
 
 from django.db import transaction
 
@@ -17,7 +18,8 @@ from patron.customers.choices import IdentityKindChoices
 from patron.customers.identity import InvalidIdentifier, normalize_email, normalize_phone
 from patron.customers.models import Customer, CustomerIdentity, CustomerMerge
 
-_PROFILE_FIELDS = (
+#: Profile fields a merge fills in and an import may set (tags are united separately).
+PROFILE_FIELDS = (
     "name",
     "email",
     "phone",
@@ -28,6 +30,7 @@ _PROFILE_FIELDS = (
     "signup_channel",
     "signed_up_at",
 )
+_BLANK = ("", None, "unknown")
 
 
 def _lock_customers(pks: Iterable[int]) -> dict[int, Customer]:
@@ -36,12 +39,26 @@ def _lock_customers(pks: Iterable[int]) -> dict[int, Customer]:
     return {customer.pk: customer for customer in locked}
 
 
-def _snapshot(customer: Customer) -> dict[str, object]:
-    snapshot: dict[str, object] = {"external_id": customer.external_id, "tags": customer.tags}
-    for field in _PROFILE_FIELDS:
-        value = getattr(customer, field)
-        snapshot[field] = value.isoformat() if hasattr(value, "isoformat") else value
-    return snapshot
+def json_safe(values: dict[str, Any]) -> dict[str, Any]:
+    """Profile values with dates and times as ISO 8601 text, for JSON columns."""
+    return {
+        name: value.isoformat() if hasattr(value, "isoformat") else value
+        for name, value in values.items()
+    }
+
+
+def profile_snapshot(customer: Customer) -> dict[str, Any]:
+    """The customer's profile as JSON-ready values (kept in a merge record)."""
+    values = {name: getattr(customer, name) for name in PROFILE_FIELDS}
+    return json_safe({"external_id": customer.external_id, "tags": customer.tags, **values})
+
+
+def fill_blank_profile(into: Customer, source: Customer) -> None:
+    """Fill the blank profile fields of ``into`` from ``source`` and unite their tags."""
+    for name in PROFILE_FIELDS:
+        if getattr(into, name) in _BLANK:
+            setattr(into, name, getattr(source, name))
+    into.tags = sorted(set(into.tags) | set(source.tags))
 
 
 def merge_customers(survivor: Customer, duplicate: Customer, *, reason: str) -> CustomerMerge:
@@ -71,16 +88,13 @@ def merge_customers(survivor: Customer, duplicate: Customer, *, reason: str) -> 
             )
             if count:
                 moved[related_model._meta.label_lower] = count
-        for field in _PROFILE_FIELDS:
-            if getattr(survivor, field) in ("", None, "unknown"):
-                setattr(survivor, field, getattr(duplicate, field))
-        survivor.tags = sorted(set(survivor.tags) | set(duplicate.tags))
+        fill_blank_profile(survivor, duplicate)
         merge = CustomerMerge.objects.create(
             survivor=survivor,
             merged_customer_pk=duplicate.pk,
             merged_external_id=duplicate.external_id,
             reason=reason,
-            snapshot=_snapshot(duplicate),
+            snapshot=profile_snapshot(duplicate),
             moved_rows=moved,
         )
         duplicate.delete()
@@ -134,7 +148,7 @@ def resolve_duplicates() -> list[CustomerMerge]:
     """Sweep every customer's e-mail and phone into identities and merge the duplicates found.
 
     Returns the merges made. Used after edits outside the importer and by
-    ``patron customers resolve``.
+    ``patron resolve_customers``.
     """
     merges_before = set(CustomerMerge.objects.values_list("pk", flat=True))
     for customer_pk in Customer.objects.order_by("pk").values_list("pk", flat=True).iterator():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,16 +19,21 @@ import polars as pl
 from django.db import connection
 
 from patron.catalog.models import Category, Product
-from patron.core.money import quantize_amount
+from patron.core.money import default_currency, quantize_amount
 from patron.customers.choices import IdentityKindChoices
 from patron.customers.identity import InvalidIdentifier, normalize_email, normalize_phone
 from patron.customers.models import Customer, CustomerIdentity, CustomerMerge
-from patron.customers.resolution import merge_customers
+from patron.customers.resolution import (
+    PROFILE_FIELDS,
+    fill_blank_profile,
+    json_safe,
+    merge_customers,
+    profile_snapshot,
+)
 from patron.ingest.bulk import (
     chunks,
     fetch_frame,
     insert_frame,
-    is_postgres,
     reserve_ids,
     update_rows,
 )
@@ -147,7 +151,7 @@ def resolve_product_ids(products: pl.DataFrame) -> tuple[pl.DataFrame, int]:
                 pl.lit(None, dtype=pl.Int64).alias("category_id"),
                 pl.lit("").alias("brand"),
                 pl.lit(None, dtype=pl.Decimal(18, 4)).alias("price_amount"),
-                pl.lit(_default_currency()).alias("currency"),
+                pl.lit(default_currency()).alias("currency"),
                 pl.lit("{}").alias("attributes"),
                 pl.lit(True).alias("is_active"),
                 pl.lit(now).alias("created_at"),
@@ -160,12 +164,6 @@ def resolve_product_ids(products: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         schema={"product_id": pl.Utf8, "product_pk": pl.Int64},
     )
     return frame, new.height
-
-
-def _default_currency() -> str:
-    from patron.core.money import default_currency
-
-    return default_currency()
 
 
 # --- orders ---------------------------------------------------------------------------------
@@ -807,39 +805,10 @@ def _parse_tags(raw: str) -> list[str]:
 
 
 def _profile(customer: Customer) -> tuple[Any, ...]:
-    return tuple(getattr(customer, name) for name in (*_PROFILE_FIELDS, "email", "phone", "tags"))
-
-
-def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        name: value.isoformat() if hasattr(value, "isoformat") else value
-        for name, value in values.items()
-    }
-
-
-def _snapshot_values(customer: Customer) -> dict[str, Any]:
-    return {name: getattr(customer, name) for name in (*_PROFILE_FIELDS, "email", "phone", "tags")}
-
-
-def _fold_new(duplicate: Customer, *, into: Customer) -> None:
-    """Fill blank fields of ``into`` from a not-yet-saved duplicate found in the same import."""
-    for name in (*_PROFILE_FIELDS, "email", "phone"):
-        if getattr(into, name) in ("", None, "unknown"):
-            setattr(into, name, getattr(duplicate, name))
-    into.tags = sorted(set(into.tags) | set(duplicate.tags))
+    return (*(getattr(customer, name) for name in PROFILE_FIELDS), customer.tags)
 
 
 # --- customers ------------------------------------------------------------------------------
-
-_PROFILE_FIELDS = (
-    "name",
-    "birthday",
-    "gender",
-    "province",
-    "city",
-    "signup_channel",
-    "signed_up_at",
-)
 
 
 class CustomerLoader:
@@ -901,13 +870,13 @@ class CustomerLoader:
                         initial[target] = ()  # merged: the survivor has changed
                     else:
                         folded = new_customers.pop(other)
-                        _fold_new(folded, into=customers.get(target) or new_customers[target])
+                        fill_blank_profile(customers.get(target) or new_customers[target], folded)
                         attached.append(
                             (
                                 target,
                                 folded.external_id,
                                 "same person as another record",
-                                _snapshot_values(folded),
+                                profile_snapshot(folded),
                             )
                         )
                     for key, pk in keys.items():
@@ -968,7 +937,7 @@ class CustomerLoader:
                     merged_customer_pk=None,
                     merged_external_id=external_id,
                     reason=reason,
-                    snapshot=_json_safe(values),
+                    snapshot=json_safe(values),
                 )
                 for pk, external_id, reason, values in attached
             ]
@@ -988,13 +957,9 @@ class CustomerLoader:
         """The profile fields this row gives (a column left empty changes nothing)."""
         values = {
             name: row[name]
-            for name in _PROFILE_FIELDS
+            for name in PROFILE_FIELDS
             if name in self.given and row[name] is not None
         }
-        if "email" in self.given and row["email"] is not None:
-            values["email"] = row["email"]
-        if "phone" in self.given and row["phone"] is not None:
-            values["phone"] = row["phone"]
         if "tags" in self.given and row["tags"] is not None:
             values["tags"] = _parse_tags(row["tags"])
         return values
@@ -1024,14 +989,3 @@ class CustomerLoader:
         )
         bad = rejected.get_column(ROW).unique()
         return rows.filter(pl.col(ROW).is_in(bad.implode()).not_()), rejected
-
-
-Loader = Callable[[pl.DataFrame], BatchResult]
-__all__ = [
-    "BatchResult",
-    "CustomerLoader",
-    "EventLoader",
-    "OrderLoader",
-    "ProductLoader",
-    "is_postgres",
-]
