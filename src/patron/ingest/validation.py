@@ -22,21 +22,6 @@ ERROR_PREFIX = "__error:"
 MONEY = pl.Decimal(18, 4)
 MAX_MONEY = 10**13
 
-_NAIVE_FORMATS = (
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d",
-    "%Y%m%d",
-    "%Y/%m/%d %H:%M:%S",
-    "%Y/%m/%d %H:%M",
-    "%Y/%m/%d",
-)
-_AWARE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z")
-
 CHANNEL_ALIASES = {
     "web": "web",
     "website": "web",
@@ -143,31 +128,67 @@ def identifier(raw: pl.Expr, time_zone: str) -> tuple[pl.Expr, pl.Expr]:
     return text(128)(raw, time_zone)
 
 
+_PARSED_DATETIME = pl.Struct({"parsed": pl.Datetime("us", "UTC"), "error": pl.Utf8})
+
+
+def _parse_datetimes(value: pl.Series, time_zone: str) -> pl.Series:
+    """Parse cleaned date-time text; a struct of the UTC value and the reason it failed.
+
+    Every accepted spelling is first rewritten to ``YYYY-MM-DD HH:MM:SS[.f]`` plus an
+    optional offset, so one strict parse serves them all. Works on a Series in steps, so
+    each intermediate is computed once (an expression tree would repeat the shared parts).
+    """
+    text = (
+        value.str.replace(r"[zZ]$", "+00:00")
+        .str.replace(r"^(\d{4})(\d{2})(\d{2})", "$1-$2-$3")
+        .str.replace(r"^(\d{4})/(\d{2})/(\d{2})", "$1-$2-$3")
+        .str.replace(r"^(\d{4}-\d{2}-\d{2})[T ]", "$1 ")
+    )
+    time_and_offset = r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)([+-]\d{2}:?\d{2})$"
+    offset = text.str.extract(time_and_offset, 2)
+    local = (
+        text.str.replace(time_and_offset, "$1")
+        .str.replace(r"^(\d{4}-\d{2}-\d{2})$", "$1 00:00:00")
+        .str.replace(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2})$", "$1:00")
+    )
+    naive = local.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us")
+    digits = offset.str.replace(":", "", literal=True)
+    minutes = digits.str.slice(1, 2).cast(pl.Int64) * 60 + digits.str.slice(3, 2).cast(pl.Int64)
+    steps = pl.DataFrame({"value": value, "naive": naive, "minutes": minutes, "sign": digits})
+    steps = steps.with_columns(
+        pl.when(pl.col("minutes").is_null())
+        .then(
+            pl.col("naive")
+            .dt.replace_time_zone(time_zone, ambiguous="earliest", non_existent="null")
+            .dt.convert_time_zone("UTC")
+        )
+        .when(pl.col("sign").str.starts_with("-"))
+        .then(
+            (pl.col("naive") + pl.duration(minutes=pl.col("minutes"))).dt.replace_time_zone("UTC")
+        )
+        .otherwise(
+            (pl.col("naive") - pl.duration(minutes=pl.col("minutes"))).dt.replace_time_zone("UTC")
+        )
+        .alias("parsed")
+    )
+    return steps.select(
+        pl.struct(
+            "parsed",
+            pl.when(pl.col("value").is_not_null() & pl.col("parsed").is_null())
+            .then(pl.format("not a date or time: {}", pl.col("value")))
+            .when(pl.col("parsed").dt.year().is_between(1900, 2200).not_())
+            .then(pl.format("date out of range: {}", pl.col("value")))
+            .alias("error"),
+        ).alias("result")
+    ).get_column("result")
+
+
 def datetime_utc(raw: pl.Expr, time_zone: str) -> tuple[pl.Expr, pl.Expr]:
     """ISO 8601 (with or without offset) or ``YYYYMMDD``; naive times are in ``time_zone``."""
-    value = _clean(raw).str.replace(r"Z$", "+00:00")
-    naive = pl.coalesce(
-        [value.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _NAIVE_FORMATS]
+    result = _clean(raw).map_batches(
+        lambda value: _parse_datetimes(value, time_zone), return_dtype=_PARSED_DATETIME
     )
-    aware = pl.coalesce(
-        [
-            value.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
-            for fmt in _AWARE_FORMATS
-        ]
-    )
-    parsed = pl.coalesce(
-        aware,
-        naive.dt.replace_time_zone(
-            time_zone, ambiguous="earliest", non_existent="null"
-        ).dt.convert_time_zone("UTC"),
-    )
-    error = (
-        pl.when(value.is_not_null() & parsed.is_null())
-        .then(pl.format("not a date or time: {}", value))
-        .when(parsed.dt.year().is_between(1900, 2200).not_())
-        .then(pl.format("date out of range: {}", value))
-    )
-    return parsed, error
+    return result.struct.field("parsed"), result.struct.field("error")
 
 
 def date_only(raw: pl.Expr, time_zone: str) -> tuple[pl.Expr, pl.Expr]:
@@ -369,7 +390,7 @@ def validate(kind: RecordKind, frame: pl.DataFrame, time_zone: str) -> Validated
     error_columns: list[pl.Expr] = []
     for rule in RULES[kind]:
         if rule.field not in frame.columns:
-            absent, _ = rule.parse(pl.lit(None, dtype=pl.Utf8), time_zone)
+            absent, _ = rule.parse(pl.repeat(None, pl.len(), dtype=pl.Utf8), time_zone)
             parsed_columns.append(absent.alias(rule.field))
             if rule.required:
                 error_columns.append(pl.lit("missing").alias(ERROR_PREFIX + rule.field))
