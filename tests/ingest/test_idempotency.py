@@ -15,6 +15,7 @@ from patron.ingest.services import (
     ImportFileError,
     ImportOptions,
     RecordKind,
+    import_frames,
     import_records,
 )
 from patron.orders.models import Order, OrderLine, Refund
@@ -322,3 +323,30 @@ def test_lines_of_one_order_in_two_files_add_up_to_its_total(tmp_path: Path) -> 
     # then the first line is unchanged, the second added, and the total covers both
     assert "1 inserted, 0 updated, 1 unchanged, 0 rejected" in output.stdout
     assert order_snapshot()[0] == EXPECTED_SNAPSHOT[0]
+
+
+def test_an_order_whose_lines_span_batches_keeps_every_line() -> None:
+    # given one order whose lines arrive in two batches, product P1 in both
+    def lines(*products: str) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "order_id": ["A"] * len(products),
+                "customer_id": ["C1"] * len(products),
+                "ordered_at": ["2024-05-01 10:00:00"] * len(products),
+                "product_id": list(products),
+                "quantity": [1] * len(products),
+                "unit_price": ["10.00"] * len(products),
+            }
+        )
+
+    batches = [lines("P1", "P2"), lines("P1", "P3")]
+
+    # when imported, then imported again
+    first = import_frames(RecordKind.ORDERS, batches)
+    again = import_frames(RecordKind.ORDERS, batches)
+
+    # then the four lines are kept apart and counted once
+    assert (first.inserted, again.unchanged, again.inserted) == (4, 4, 0)
+    stored = OrderLine.objects.order_by("line_number").values_list("line_key", "line_number")
+    assert list(stored) == [("P1#1", 1), ("P2#1", 2), ("P1#2", 3), ("P3#1", 4)]
+    assert Order.objects.get().total_amount == Decimal("40.0000")

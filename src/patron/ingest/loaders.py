@@ -174,18 +174,42 @@ class OrderLoader:
 
     def __init__(self, currency: str) -> None:
         self.currency = currency
-        self.product_occurrences = pl.DataFrame(
-            schema={"order_id": pl.Utf8, "product_key": pl.Utf8, "seen": pl.UInt32}
-        )
-        self.order_occurrences = pl.DataFrame(schema={"order_id": pl.Utf8, "seen": pl.UInt32})
+        # Lines counted per batch so far (append-only: summing them is needed only for the
+        # few orders whose lines span batches).
+        self.order_counts: list[pl.DataFrame] = []
+        self.product_counts: list[pl.DataFrame] = []
         self.touched_orders: set[int] = set()
+
+    def _counts_before(self, orders: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Lines already seen in this input for ``orders``: per order, per order and product."""
+        order_schema = {"order_id": pl.Utf8, "order_seen": pl.UInt32}
+        product_schema = {"order_id": pl.Utf8, "product_key": pl.Utf8, "seen": pl.UInt32}
+        if not self.order_counts:
+            return pl.DataFrame(schema=order_schema), pl.DataFrame(schema=product_schema)
+        wanted = orders.implode()
+        per_order = (
+            pl.concat(self.order_counts, rechunk=False)
+            .filter(pl.col("order_id").is_in(wanted))
+            .group_by("order_id")
+            .agg(pl.col("order_seen").sum())
+        )
+        if per_order.height == 0:
+            return per_order, pl.DataFrame(schema=product_schema)
+        per_product = (
+            pl.concat(self.product_counts, rechunk=False)
+            .filter(pl.col("order_id").is_in(per_order.get_column("order_id").implode()))
+            .group_by("order_id", "product_key")
+            .agg(pl.col("seen").sum())
+        )
+        return per_order, per_product
 
     def _number_lines(self, rows: pl.DataFrame) -> pl.DataFrame:
         """Give each row its line key and line number, counted over the whole input."""
         rows = rows.with_columns(pl.col("product_id").fill_null("-").alias("product_key"))
+        per_order, per_product = self._counts_before(rows.get_column("order_id").unique())
         rows = (
-            rows.join(self.product_occurrences, on=["order_id", "product_key"], how="left")
-            .join(self.order_occurrences.rename({"seen": "order_seen"}), on="order_id", how="left")
+            rows.join(per_product, on=["order_id", "product_key"], how="left")
+            .join(per_order, on="order_id", how="left")
             .with_columns(
                 (
                     pl.col("seen").fill_null(0)
@@ -197,27 +221,11 @@ class OrderLoader:
                 ).alias("line_number"),
             )
         )
-        self.product_occurrences = (
-            pl.concat(
-                [
-                    self.product_occurrences,
-                    rows.group_by("order_id", "product_key").agg(
-                        pl.len().cast(pl.UInt32).alias("seen")
-                    ),
-                ]
-            )
-            .group_by("order_id", "product_key")
-            .agg(pl.col("seen").sum())
+        self.order_counts.append(
+            rows.group_by("order_id").agg(pl.len().cast(pl.UInt32).alias("order_seen"))
         )
-        self.order_occurrences = (
-            pl.concat(
-                [
-                    self.order_occurrences,
-                    rows.group_by("order_id").agg(pl.len().cast(pl.UInt32).alias("seen")),
-                ]
-            )
-            .group_by("order_id")
-            .agg(pl.col("seen").sum())
+        self.product_counts.append(
+            rows.group_by("order_id", "product_key").agg(pl.len().cast(pl.UInt32).alias("seen"))
         )
         return rows.with_columns(
             pl.coalesce(
