@@ -84,13 +84,16 @@ def resolve_customer_ids(external_ids: pl.Series) -> tuple[pl.DataFrame, int]:
     ``(customer_id, customer_pk)`` and the number of customers created.
     """
     wanted = external_ids.drop_nulls().unique().to_list()
-    found: dict[str, int] = {}
-    for chunk in chunks(wanted):
-        found.update(
-            CustomerIdentity.objects.filter(kind=_EXTERNAL_ID, value__in=chunk).values_list(
-                "value", "customer_id"
-            )
-        )
+    found: dict[str, int] = dict(
+        fetch_frame(
+            CustomerIdentity._meta.db_table,
+            {"value": "value", "customer_id": "customer_id"},
+            "value",
+            wanted,
+            {"value": pl.Utf8, "customer_id": pl.Int64},
+            filters={"kind": _EXTERNAL_ID},
+        ).iter_rows()
+    )
     missing = sorted(set(wanted) - found.keys())
     if missing:
         ids = reserve_ids(Customer._meta.db_table, len(missing))
@@ -134,9 +137,15 @@ def resolve_product_ids(products: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     named = products.filter(pl.col("product_id").is_not_null())
     names = named.group_by("product_id").agg(pl.col("product_name").drop_nulls().last())
     wanted = names.get_column("product_id").to_list()
-    found: dict[str, int] = {}
-    for chunk in chunks(wanted):
-        found.update(Product.objects.filter(external_id__in=chunk).values_list("external_id", "pk"))
+    found: dict[str, int] = dict(
+        fetch_frame(
+            Product._meta.db_table,
+            {"external_id": "external_id", "id": "id"},
+            "external_id",
+            wanted,
+            {"external_id": pl.Utf8, "id": pl.Int64},
+        ).iter_rows()
+    )
     new = names.filter(pl.col("product_id").is_in(list(found.keys())).not_()).sort("product_id")
     if new.height:
         ids = reserve_ids(Product._meta.db_table, new.height)
