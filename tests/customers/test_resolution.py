@@ -322,6 +322,34 @@ def test_anonymous_device_events_are_attached_once_a_login_links_the_device(
     ]
 
 
+def test_a_shared_device_moves_to_the_latest_customer_without_merging(tmp_path: Path) -> None:
+    # given a family tablet on which one customer logged in
+    first = write_csv(
+        tmp_path / "first.csv",
+        EVENT_HEADER,
+        [["E-1", "A-1", "tablet", "login", "2024-03-01 10:00:00", ""]],
+    )
+    run_import("events", first, *rejects(tmp_path))
+
+    # when another customer logs in on it, and it then browses anonymously
+    second = write_csv(
+        tmp_path / "second.csv",
+        EVENT_HEADER,
+        [
+            ["E-2", "B-2", "tablet", "login", "2024-03-02 20:00:00", ""],
+            ["E-3", "", "tablet", "view", "2024-03-02 20:05:00", "SKU-1"],
+        ],
+    )
+    run_import("events", second, *rejects(tmp_path))
+
+    # then both customers remain, the tablet is the second one's, and so is the later view
+    assert sorted(Customer.objects.values_list("external_id", flat=True)) == ["A-1", "B-2"]
+    assert CustomerMerge.objects.count() == 0
+    device = CustomerIdentity.objects.get(kind="device", value="tablet")
+    assert device.customer.external_id == "B-2"
+    assert Event.objects.get(external_id="E-3").customer == device.customer
+
+
 def test_strict_undoes_merges_when_a_row_is_bad(tmp_path: Path) -> None:
     # given three customers with orders
     run_import(

@@ -678,28 +678,52 @@ class EventLoader:
             .group_by("device_id")
             .agg(pl.col("customer_pk").last())
         )
-        for device_id, customer_pk in logins.iter_rows():
-            # A device is a weak identifier (a shared family tablet): it moves to the latest
-            # customer who logged in on it instead of merging customers.
-            CustomerIdentity.objects.update_or_create(
-                kind=_DEVICE, value=device_id, defaults={"customer_id": customer_pk}
-            )
-            Event.objects.filter(device_id=device_id, customer__isnull=True).update(
-                customer_id=customer_pk
+        if logins.height == 0:
+            return
+        # A device is a weak identifier (a shared family tablet): it moves to the latest
+        # customer who logged in on it instead of merging customers.
+        known = fetch_frame(
+            CustomerIdentity._meta.db_table,
+            {"device_id": "value", "identity_pk": "id", "owner": "customer_id"},
+            "value",
+            logins.get_column("device_id").to_list(),
+            {"device_id": pl.Utf8, "identity_pk": pl.Int64, "owner": pl.Int64},
+            filters={"kind": _DEVICE},
+        )
+        logins = logins.join(known, on="device_id", how="left")
+        insert_frame(
+            CustomerIdentity._meta.db_table,
+            logins.filter(pl.col("identity_pk").is_null()).select(
+                pl.col("customer_pk").alias("customer_id"),
+                pl.lit(_DEVICE).alias("kind"),
+                pl.col("device_id").alias("value"),
+                pl.lit(_now()).alias("created_at"),
+            ),
+        )
+        update_rows(
+            CustomerIdentity._meta.db_table,
+            logins.filter(pl.col("owner") != pl.col("customer_pk")).select(
+                pl.col("identity_pk").alias("id"), pl.col("customer_pk").alias("customer_id")
+            ),
+        )
+        quote = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {quote(Event._meta.db_table)} SET customer_id = %s "
+                "WHERE device_id = %s AND customer_id IS NULL",
+                logins.select("customer_pk", "device_id").rows(),
             )
 
 
 def _device_owners(device_ids: pl.Series) -> pl.DataFrame:
     wanted = [value for value in device_ids.unique().to_list() if value]
-    owners: list[tuple[str, int]] = []
-    for chunk in chunks(wanted):
-        owners.extend(
-            CustomerIdentity.objects.filter(kind=_DEVICE, value__in=chunk).values_list(
-                "value", "customer_id"
-            )
-        )
-    return pl.DataFrame(
-        owners, schema={"device_id": pl.Utf8, "device_owner": pl.Int64}, orient="row"
+    return fetch_frame(
+        CustomerIdentity._meta.db_table,
+        {"device_id": "value", "device_owner": "customer_id"},
+        "value",
+        wanted,
+        {"device_id": pl.Utf8, "device_owner": pl.Int64},
+        filters={"kind": _DEVICE},
     )
 
 
