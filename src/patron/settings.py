@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "patron.catalog",
     "patron.orders",
     "patron.ingest",
+    "patron.analytics",
     "patron.api",
     "ninja",  # serves Swagger UI's JS and CSS from its own static files, no CDN
     "patron.web",

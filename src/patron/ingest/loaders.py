@@ -19,6 +19,13 @@ import polars as pl
 from django.db import connection
 
 from patron.catalog.models import Category, Product
+from patron.core.bulk import (
+    chunks,
+    fetch_frame,
+    insert_frame,
+    reserve_ids,
+    update_rows,
+)
 from patron.core.money import default_currency, quantize_amount
 from patron.customers.choices import IdentityKindChoices
 from patron.customers.identity import InvalidIdentifier, normalize_email, normalize_phone
@@ -29,13 +36,6 @@ from patron.customers.resolution import (
     json_safe,
     merge_customers,
     profile_snapshot,
-)
-from patron.ingest.bulk import (
-    chunks,
-    fetch_frame,
-    insert_frame,
-    reserve_ids,
-    update_rows,
 )
 from patron.ingest.readers import ROW
 from patron.orders.models import Event, Order, OrderLine, Refund

@@ -1,4 +1,4 @@
-"""Set-based writes for the importer: many rows per statement, on SQLite and PostgreSQL.
+"""Set-based writes and reads: many rows per statement, on SQLite and PostgreSQL.
 
 The ORM saves one object at a time; an import of a million order lines needs whole columns
 written at once. These helpers take Polars frames whose columns are the table's columns and

@@ -1,0 +1,1 @@
+"""Runs the analytics engine on the store's data and keeps scores, segments and runs."""

@@ -1,0 +1,172 @@
+"""Tables in, tables out: the input contract of the analytics engine and its shared steps.
+
+Every engine function takes a native dataframe (a Polars DataFrame or LazyFrame, a PySpark
+DataFrame, anything Narwhals reads) and returns the same kind. The work is written once against
+Narwhals' lazy API, so that one code path runs in-process on Polars and on a Spark cluster.
+
+Day arithmetic avoids durations and epoch casts, which Narwhals' Spark backend lacks or reads
+differently (see DESIGN.md): a day number is derived from the year and the day of the year,
+which both backends compute the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import narwhals as nw
+
+ORDER_LINE_COLUMNS = ("order_id", "customer_id", "ordered_at")
+"""Columns an order-lines table must have (see docs/data-formats.md and docs/analytics.md),
+besides ``line_total`` or both ``quantity`` and ``unit_price``."""
+
+OPTIONAL_ORDER_COLUMNS = ("status", "channel", "discount", "refund_amount")
+"""Order-level columns an order-lines table may have; they repeat on every line of an order."""
+
+CANCELLED_STATUS = "cancelled"
+
+ORDER_TABLE_COLUMNS = (
+    "customer_id",
+    "order_id",
+    "ordered_at",
+    "order_day",
+    "order_month",
+    "channel",
+    "gross_amount",
+    "net_amount",
+)
+"""Columns of :func:`order_table`: one row per counted order."""
+
+
+class EngineInputError(ValueError):
+    """A table given to the engine lacks a column or holds a value the engine cannot use."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A native table opened lazily, remembering how to hand results back in its own kind."""
+
+    frame: nw.LazyFrame[Any]
+    is_eager: bool
+
+    def output(self, result: nw.LazyFrame[Any]) -> Any:
+        """Return ``result`` as the caller's kind: eager in, eager out; lazy in, lazy out."""
+        if self.is_eager:
+            return result.collect().to_native()
+        return result.to_native()
+
+
+def prepare(native: Any, required: Iterable[str], what: str) -> Prepared:
+    """Open ``native`` lazily and check that it has the ``required`` columns.
+
+    Raises :class:`EngineInputError` naming every missing column and the columns present.
+    """
+    try:
+        frame = nw.from_native(native)
+    except TypeError as error:
+        raise EngineInputError(
+            f"{what}: expected a dataframe (Polars, PySpark, ...), got {type(native).__name__}"
+        ) from error
+    is_eager = isinstance(frame, nw.DataFrame)
+    lazy = frame.lazy() if isinstance(frame, nw.DataFrame) else frame
+    present = lazy.collect_schema().names()
+    missing = [column for column in required if column not in present]
+    if missing:
+        raise EngineInputError(
+            f"{what} lacks the column(s) {', '.join(missing)}; it has {', '.join(present)}"
+        )
+    return Prepared(frame=lazy, is_eager=is_eager)
+
+
+def day_number(expression: nw.Expr) -> nw.Expr:
+    """Days since 1970-01-01 of a date or datetime expression, as an integer.
+
+    Computed from the year and the day of the year (proleptic Gregorian leap rules), which
+    every backend evaluates alike.
+    """
+    year = expression.dt.year().cast(nw.Int64)
+    ordinal = expression.dt.ordinal_day().cast(nw.Int64)
+    leap_days = (year - 1969) // 4 - (year - 1901) // 100 + (year - 1601) // 400
+    return (year - 1970) * 365 + leap_days + ordinal - 1
+
+
+def month_number(expression: nw.Expr) -> nw.Expr:
+    """Months since January of year 0 of a date or datetime (``year * 12 + month - 1``)."""
+    return expression.dt.year().cast(nw.Int64) * 12 + expression.dt.month().cast(nw.Int64) - 1
+
+
+def date_day_number(day: dt.date) -> int:
+    """The :func:`day_number` of a Python date."""
+    return (day - dt.date(1970, 1, 1)).days
+
+
+def date_month_number(day: dt.date) -> int:
+    """The :func:`month_number` of a Python date."""
+    return day.year * 12 + day.month - 1
+
+
+def month_start(month: int) -> dt.date:
+    """The first day of a :func:`month_number`."""
+    return dt.date(month // 12, month % 12 + 1, 1)
+
+
+def order_table(lines: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+    """One row per counted order of an order-lines table (columns :data:`ORDER_TABLE_COLUMNS`).
+
+    Cancelled orders are left out. ``gross_amount`` is the sum of the line totals less the
+    order's discount, never below zero; ``net_amount`` subtracts the refunds, never below zero.
+    Order-level columns repeat on each line; where lines disagree the largest value is taken,
+    so that every backend picks the same one.
+    """
+    present = set(lines.collect_schema().names())
+    if "line_total" in present:
+        line_total = nw.col("line_total").cast(nw.Float64)
+    elif {"quantity", "unit_price"} <= present:
+        line_total = nw.col("quantity").cast(nw.Float64) * nw.col("unit_price").cast(nw.Float64)
+    else:
+        raise EngineInputError(
+            "order lines need a line_total column, or quantity and unit_price; they have "
+            + ", ".join(sorted(present))
+        )
+    aggregations = [
+        nw.col("customer_id").max(),
+        nw.col("ordered_at").min(),
+        line_total.sum().alias("lines_amount"),
+    ]
+    for column in ("status", "channel"):
+        if column in present:
+            aggregations.append(nw.col(column).cast(nw.String).max())
+    for column in ("discount", "refund_amount"):
+        if column in present:
+            aggregations.append(nw.col(column).cast(nw.Float64).fill_null(0.0).max())
+    orders = lines.group_by("order_id").agg(*aggregations)
+    if "status" in present:
+        orders = orders.filter(nw.col("status").is_null() | (nw.col("status") != CANCELLED_STATUS))
+    discount = nw.col("discount") if "discount" in present else nw.lit(0.0)
+    refund = nw.col("refund_amount") if "refund_amount" in present else nw.lit(0.0)
+    channel = nw.col("channel") if "channel" in present else nw.lit("", dtype=nw.String)
+    gross = nw.max_horizontal(nw.col("lines_amount") - discount, nw.lit(0.0))
+    return orders.select(
+        nw.col("customer_id").cast(nw.String),
+        nw.col("order_id").cast(nw.String),
+        nw.col("ordered_at"),
+        day_number(nw.col("ordered_at")).alias("order_day"),
+        month_number(nw.col("ordered_at")).alias("order_month"),
+        channel.fill_null("").alias("channel"),
+        gross.alias("gross_amount"),
+        nw.max_horizontal(gross - refund, nw.lit(0.0)).alias("net_amount"),
+    )
+
+
+def counted_orders(native: Any, as_of: dt.date | None = None) -> tuple[Prepared, nw.LazyFrame[Any]]:
+    """Validate an order-lines table and return it opened, with its :func:`order_table`.
+
+    Orders on or before ``as_of`` are kept (the whole day counts); ``None`` keeps all.
+    """
+    prepared = prepare(native, ORDER_LINE_COLUMNS, "order lines")
+    orders = order_table(prepared.frame)
+    if as_of is not None:
+        orders = orders.filter(nw.col("order_day") <= date_day_number(as_of))
+    return prepared, orders
