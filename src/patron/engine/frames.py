@@ -97,6 +97,17 @@ def month_number(expression: nw.Expr) -> nw.Expr:
     return expression.dt.year().cast(nw.Int64) * 12 + expression.dt.month().cast(nw.Int64) - 1
 
 
+def require_date(value: object, name: str) -> dt.date:
+    """Return ``value`` when it is a date (not a datetime), else raise :class:`EngineInputError`.
+
+    A day is what the engine counts in; a string or a datetime would silently mean something
+    else (or fail deep inside a backend), so it is refused up front.
+    """
+    if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+        raise EngineInputError(f"{name} must be a date, got {type(value).__name__} {value!r}")
+    return value
+
+
 def date_day_number(day: dt.date) -> int:
     """The :func:`day_number` of a Python date."""
     return (day - dt.date(1970, 1, 1)).days
@@ -165,6 +176,8 @@ def counted_orders(native: Any, as_of: dt.date | None = None) -> tuple[Prepared,
 
     Orders on or before ``as_of`` are kept (the whole day counts); ``None`` keeps all.
     """
+    if as_of is not None:
+        require_date(as_of, "as_of")
     prepared = prepare(native, ORDER_LINE_COLUMNS, "order lines")
     orders = order_table(prepared.frame)
     if as_of is not None:
