@@ -16,7 +16,7 @@ from typing import Any
 
 import narwhals as nw
 
-from patron.engine.frames import counted_orders, date_day_number, day_number
+from patron.engine.frames import counted_orders, date_day_number, day_number, require_date
 
 RFM_COLUMNS = (
     "customer_id",
@@ -189,6 +189,7 @@ def rfm_table(lines: Any, as_of: dt.date) -> Any:
     Returns the caller's kind (Polars DataFrame, LazyFrame, Spark DataFrame), sorted by
     ``customer_id``.
     """
+    require_date(as_of, "as_of")
     prepared, orders = counted_orders(lines, as_of)
     table = (
         customer_summary(orders, as_of)
