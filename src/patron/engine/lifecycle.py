@@ -90,7 +90,7 @@ def inter_purchase_gaps(lines: Any, as_of: dt.date) -> Any:
     customer and order. Returns the caller's kind.
     """
     require_date(as_of, "as_of")
-    prepared, orders = counted_orders(lines, as_of)
+    prepared, orders = counted_orders(lines, as_of, with_channel=False)
     gaps = (
         _gaps(orders)
         .filter(~nw.col("gap_days").is_null())
@@ -108,7 +108,7 @@ def lifecycle_thresholds(lines: Any, as_of: dt.date) -> LifecycleThresholds:
     With fewer than 30 such gaps, :data:`DEFAULT_THRESHOLDS`.
     """
     require_date(as_of, "as_of")
-    _, orders = counted_orders(lines, as_of)
+    _, orders = counted_orders(lines, as_of, with_channel=False)
     gap = nw.col("gap_days")
     summary = (
         _gaps(orders)
@@ -150,7 +150,7 @@ def lifecycle_stages(
         raise EngineInputError(
             f"thresholds must be LifecycleThresholds, got {type(thresholds).__name__}"
         )
-    prepared, orders = counted_orders(lines, as_of)
+    prepared, orders = counted_orders(lines, as_of, with_channel=False)
     as_of_day = date_day_number(as_of)
     recency = nw.col("recency_days")
     stage = (

@@ -190,7 +190,7 @@ def rfm_table(lines: Any, as_of: dt.date) -> Any:
     ``customer_id``.
     """
     require_date(as_of, "as_of")
-    prepared, orders = counted_orders(lines, as_of)
+    prepared, orders = counted_orders(lines, as_of, with_channel=False)
     table = (
         customer_summary(orders, as_of)
         .with_columns(

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
+from threadpoolctl import threadpool_limits  # no stubs
 
 from patron.engine.frames import EngineInputError, counted_orders, prepare, require_date
 from patron.engine.rfm import customer_summary
@@ -101,7 +101,7 @@ def behaviour_features(lines: Any, as_of: dt.date) -> Any:
     have a ``product_id``. Sorted by customer; the caller's kind.
     """
     require_date(as_of, "as_of")
-    prepared, orders = counted_orders(lines, as_of)
+    prepared, orders = counted_orders(lines, as_of, with_channel=False)
     gross = nw.col("gross_monetary")
     features = customer_summary(orders, as_of).select(
         "customer_id",
