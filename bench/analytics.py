@@ -15,9 +15,10 @@ Then it measures, each implementation in its own process (so that peak memory is
 the child's ``VmHWM``), the same work with the same definitions (docs/analytics.md):
 
 - patron: ``rfm_table``, ``loyalty_kpis`` and ``cohort_retention`` of ``patron.engine`` on
-  ``pl.scan_parquet(...)``, each result collected with Polars' default engine (``collect()``);
-- patron-streaming: the same, collected with ``collect(engine="streaming")``, Polars'
-  streaming engine (the plan is the same; the engine that runs it differs);
+  ``pl.scan_parquet(...)``, each result collected as Patron collects (``frames.collect``:
+  Polars' streaming engine);
+- patron-in-memory (only when asked for with ``--implementations``): the same plans
+  collected on Polars' in-memory engine, to show what the engine choice is worth;
 - duckdb: the same three results hand-written as SQL over ``read_parquet``;
 - pandas: a straightforward pandas implementation (``read_parquet``, ``groupby``).
 
@@ -56,8 +57,11 @@ DATA_END = dt.date(2024, 12, 31)
 AS_OF = DATA_END
 KPI_START = dt.date(2024, 1, 1)
 KPI_END = DATA_END
-IMPLEMENTATIONS = ("duckdb", "patron", "patron-streaming", "pandas")
-PATRON_ENGINES = {"patron": "auto", "patron-streaming": "streaming"}
+IMPLEMENTATIONS = ("duckdb", "patron", "pandas")
+EXTRA_IMPLEMENTATIONS = ("patron-in-memory",)
+# How each Patron variant collects the lazy results: as Patron itself does
+# (patron.engine.frames.collect), or with a plain collect() on Polars' in-memory engine.
+PATRON_ENGINES = {"patron": "patron", "patron-in-memory": "in-memory"}
 PARTS = ("rfm", "kpis", "cohorts")
 CHANNELS = ("web", "app", "mini_program", "marketplace", "store")
 CHANNEL_SHARES = (0.35, 0.30, 0.20, 0.10, 0.05)
@@ -253,10 +257,16 @@ def generate(path: Path, lines: int, customers: int, seed: int) -> None:
 
 
 def run_patron(path: Path, engine: str) -> tuple[dict[str, float], dict[str, Any]]:
-    """Patron's engine on a LazyFrame scan; each function's result collected to Polars."""
+    """Patron's engine on a LazyFrame scan; each function's result collected to Polars.
+
+    ``engine="patron"`` collects as Patron does for its own callers (``frames.collect``),
+    ``"in-memory"`` with Polars' in-memory engine, for comparison.
+    """
+    import narwhals as nw
     import polars as pl
 
     from patron.engine.cohorts import cohort_retention
+    from patron.engine.frames import collect
     from patron.engine.kpis import loyalty_kpis
     from patron.engine.rfm import rfm_table
 
@@ -270,7 +280,11 @@ def run_patron(path: Path, engine: str) -> tuple[dict[str, float], dict[str, Any
     results: dict[str, Any] = {}
     for part, step in steps.items():
         started = time.perf_counter()
-        results[part] = step().collect(engine=engine)
+        lazy = step()
+        if engine == "patron":
+            results[part] = collect(nw.from_native(lazy)).to_native()
+        else:
+            results[part] = lazy.collect(engine=engine)
         seconds[part] = time.perf_counter() - started
     return seconds, results
 
@@ -286,7 +300,7 @@ def _duckdb_orders(path: Path, as_of: dt.date | None) -> str:
     orders AS (
         SELECT order_id, max(customer_id) AS customer_id, min(ordered_at) AS ordered_at,
                sum(CAST(line_total AS DOUBLE)) AS lines_amount,
-               max(status) AS status, max(channel) AS channel,
+               coalesce(bool_or(status = 'cancelled'), false) AS is_cancelled,
                coalesce(max(CAST(discount AS DOUBLE)), 0) AS discount,
                coalesce(max(CAST(refund_amount AS DOUBLE)), 0) AS refund
         FROM read_parquet('{source}')
@@ -296,10 +310,9 @@ def _duckdb_orders(path: Path, as_of: dt.date | None) -> str:
         SELECT customer_id, order_id, ordered_at,
                CAST(ordered_at AS DATE) - DATE '1970-01-01' AS order_day,
                year(ordered_at) * 12 + month(ordered_at) - 1 AS order_month,
-               coalesce(channel, '') AS channel,
                greatest(greatest(lines_amount - discount, 0) - refund, 0) AS net_amount
         FROM orders
-        WHERE (status IS NULL OR status <> 'cancelled') {as_of_filter}
+        WHERE NOT is_cancelled {as_of_filter}
     )"""
 
 
@@ -468,28 +481,26 @@ def run_pandas(path: Path) -> tuple[dict[str, float], dict[str, Any]]:
             "ordered_at",
             "line_total",
             "status",
-            "channel",
             "discount",
             "refund_amount",
         ],
     )
     lines["discount"] = lines["discount"].fillna(0.0)
     lines["refund_amount"] = lines["refund_amount"].fillna(0.0)
-    # The order-level fields repeat on every line of an order: "first" reads them.
+    lines["is_cancelled"] = lines["status"] == "cancelled"
+    # The customer repeats on every line of an order: "first" reads it.
     orders = lines.groupby("order_id", sort=False).agg(
         customer_id=("customer_id", "first"),
         ordered_at=("ordered_at", "min"),
         lines_amount=("line_total", "sum"),
-        status=("status", "first"),
-        channel=("channel", "first"),
+        is_cancelled=("is_cancelled", "any"),
         discount=("discount", "max"),
         refund=("refund_amount", "max"),
     )
     del lines
-    orders = orders[orders["status"].isna() | (orders["status"] != "cancelled")].reset_index()
+    orders = orders[~orders["is_cancelled"]].reset_index()
     orders["order_day"] = (orders["ordered_at"].dt.floor("D") - pd.Timestamp("1970-01-01")).dt.days
     orders["order_month"] = orders["ordered_at"].dt.year * 12 + orders["ordered_at"].dt.month - 1
-    orders["channel"] = orders["channel"].fillna("")
     gross = (orders["lines_amount"] - orders["discount"]).clip(lower=0)
     orders["net_amount"] = (gross - orders["refund"]).clip(lower=0)
     counted = orders[orders["order_day"] <= day_number(AS_OF)]
@@ -802,7 +813,8 @@ def report(measured: dict[str, dict[str, Any]], lines: int, customers: int) -> N
         patron = measured.get(name)
         if patron is None:
             continue
-        print(f"{name} (Polars collect engine {PATRON_ENGINES[name]!r}):")
+        how = "frames.collect" if PATRON_ENGINES[name] == "patron" else "in-memory collect()"
+        print(f"{name} ({how}):")
         if "duckdb" in measured:
             ratio = patron["seconds"] / measured["duckdb"]["seconds"]
             figures[f"{name}_over_duckdb"] = round(ratio, 2)
@@ -831,9 +843,11 @@ def main() -> None:
     parser.add_argument(
         "--implementations",
         default=",".join(IMPLEMENTATIONS),
-        help="comma-separated subset of %(default)s",
+        help=f"comma-separated subset of %(default)s and {', '.join(EXTRA_IMPLEMENTATIONS)}",
     )
-    parser.add_argument("--child", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=IMPLEMENTATIONS + EXTRA_IMPLEMENTATIONS, help=argparse.SUPPRESS
+    )
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--results", type=Path, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -860,6 +874,9 @@ def main() -> None:
     )
 
     implementations = [name.strip() for name in arguments.implementations.split(",")]
+    unknown = set(implementations) - set(IMPLEMENTATIONS + EXTRA_IMPLEMENTATIONS)
+    if unknown:
+        parser.error(f"unknown implementation(s): {', '.join(sorted(unknown))}")
     measured: dict[str, dict[str, Any]] = {}
     failed: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="patron-bench-results-") as folder:
