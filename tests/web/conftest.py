@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -13,9 +13,13 @@ from django.test import Client
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 
+from patron.analytics.models import AnalysisRun
+from patron.analytics.services import run_analysis
 from patron.catalog.models import Product
 from patron.customers.choices import IdentityKindChoices
 from patron.customers.models import Customer, CustomerIdentity
+from patron.demo.generator import DemoConfig, DemoWorld, generate_world
+from patron.ingest.services import ImportOptions, RecordKind, import_frames
 from patron.orders.choices import EventTypeChoices, OrderStatusChoices
 from patron.orders.models import Event, Order, OrderLine, Refund
 
@@ -164,3 +168,46 @@ def make_small_shop(now: datetime) -> SmallShop:
 def small_shop(db: None) -> SmallShop:
     """The small shop of :func:`make_small_shop`, as of now."""
     return make_small_shop(timezone.now())
+
+
+#: The demo world of the analytics pages ends on this day; its first analysis is three months
+#: earlier, so that the migration page has two runs to compare.
+ANALYSIS_WORLD_END = date(2025, 6, 1)
+EARLIER_AS_OF = date(2025, 3, 1)
+
+
+@pytest.fixture(scope="session")
+def analytics_world() -> DemoWorld:
+    """150 customers of the demo world (every kind of order), generated once."""
+    return generate_world(DemoConfig(customers=150, seed=5, as_of=ANALYSIS_WORLD_END))
+
+
+@dataclass(frozen=True)
+class AnalysedShop:
+    """A demo shop in the store, analysed twice: as of ``EARLIER_AS_OF``, then as of its
+    latest order (the run a page shows by default)."""
+
+    world: DemoWorld
+    earlier: AnalysisRun
+    latest: AnalysisRun
+
+
+def make_analysed_shop(world: DemoWorld) -> AnalysedShop:
+    """Import ``world``'s customers, products and orders, then run the analysis twice."""
+    options = ImportOptions(source="test", strict=True)
+    for kind, frame in (
+        (RecordKind.CUSTOMERS, world.customers),
+        (RecordKind.PRODUCTS, world.products),
+        (RecordKind.ORDERS, world.orders),
+    ):
+        summary = import_frames(kind, [frame], options=options)
+        assert summary.rejected == 0
+    earlier = run_analysis(as_of=EARLIER_AS_OF, triggered_by="test")
+    latest = run_analysis(triggered_by="test")
+    return AnalysedShop(world=world, earlier=earlier, latest=latest)
+
+
+@pytest.fixture
+def analysed_shop(db: None, analytics_world: DemoWorld) -> AnalysedShop:
+    """The analytics world imported and analysed twice (see :class:`AnalysedShop`)."""
+    return make_analysed_shop(analytics_world)

@@ -12,7 +12,9 @@ from patron.web.formatting import (
     format_count,
     format_money,
     format_money_compact,
+    format_number,
     format_percent,
+    format_point_change,
 )
 
 
@@ -85,3 +87,37 @@ def test_format_percent(rate: Decimal | int | None, expected: str) -> None:
 )
 def test_format_change(change: Decimal | None, expected: str) -> None:
     assert format_change(change) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "places", "expected"),
+    [
+        (1234.56, 1, "1,234.6"),
+        (Decimal("2.005"), 2, "2.01"),
+        (0.25, 1, "0.3"),
+        (7, 0, "7"),
+        (None, 1, "–"),
+    ],
+)
+def test_measured_figures_keep_the_asked_decimals(
+    value: Decimal | float | None, places: int, expected: str
+) -> None:
+    # when / then
+    assert format_number(value, places) == expected
+
+
+@pytest.mark.parametrize(
+    ("delta", "language", "expected"),
+    [
+        (0.021, "en", "+2.1 pp"),
+        (-0.0495, "en", "-5.0 pp"),
+        (0.0, "en", "+0.0 pp"),
+        (0.233, "zh-hans", "+23.3个百分点"),
+        (None, "en", ""),
+    ],
+)
+def test_rate_changes_are_in_percentage_points(
+    delta: float | None, language: str, expected: str
+) -> None:
+    # when / then
+    assert format_point_change(delta, language) == expected

@@ -11,9 +11,9 @@ from django.utils.translation import gettext as _
 from patron.orders.selectors import WeekFigures
 from patron.web.formatting import currency_symbol
 
-_BLUE = "#1677ff"
-_GREEN = "#52c41a"
-_FONT = (
+BLUE = "#1677ff"
+GREEN = "#52c41a"
+FONT = (
     '-apple-system, BlinkMacSystemFont, "Segoe UI", "PingFang SC", "Hiragino Sans GB", '
     '"Microsoft YaHei", "Noto Sans CJK SC", "Helvetica Neue", Arial, sans-serif'
 )
@@ -32,7 +32,7 @@ def weekly_orders_revenue_figure(weeks: list[WeekFigures], currency: str) -> dic
             x=starts,
             y=[week.orders for week in weeks],
             name=orders_name,
-            marker={"color": _BLUE, "opacity": 0.85},
+            marker={"color": BLUE, "opacity": 0.85},
             hovertemplate=f"{orders_name}: %{{y:,}}<extra></extra>",
         )
     )
@@ -43,12 +43,12 @@ def weekly_orders_revenue_figure(weeks: list[WeekFigures], currency: str) -> dic
             name=revenue_name,
             yaxis="y2",
             mode="lines",
-            line={"color": _GREEN, "width": 2},
+            line={"color": GREEN, "width": 2},
             hovertemplate=f"{revenue_name}: {symbol}%{{y:,.2f}}<extra></extra>",
         )
     )
     figure.update_layout(
-        font={"family": _FONT, "size": 12, "color": "rgba(0,0,0,0.65)"},
+        font={"family": FONT, "size": 12, "color": "rgba(0,0,0,0.65)"},
         margin={"l": 64, "r": 72, "t": 16, "b": 48},
         height=340,
         paper_bgcolor="rgba(0,0,0,0)",
@@ -84,5 +84,10 @@ def weekly_orders_revenue_figure(weeks: list[WeekFigures], currency: str) -> dic
             "tickformat": ",.0f",
         },
     )
+    return figure_dict(figure)
+
+
+def figure_dict(figure: go.Figure) -> dict[str, Any]:
+    """A figure as plain JSON data (what ``json_script`` embeds and ``charts.js`` draws)."""
     result: dict[str, Any] = json.loads(figure.to_json())
     return result

@@ -114,3 +114,24 @@ def format_change(change: Decimal | None) -> str:
         return ""
     text = format_percent(change)
     return text if text.startswith("-") else f"+{text}"
+
+
+def format_number(value: Decimal | float | None, places: int = 1) -> str:
+    """A measured figure (days, orders per customer): grouped digits, ``places`` decimals,
+    half up: ``1234.56`` → ``1,234.6``; an en dash when there is none."""
+    if value is None:
+        return "–"
+    rounded = Decimal(str(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return _group(rounded, places)
+
+
+def format_point_change(delta: Decimal | float | None, language: str | None) -> str:
+    """The change of a rate in percentage points, with its sign: ``0.021`` → ``+2.1 pp``, or
+    ``+2.1个百分点`` in Chinese (a relative change of a rate reads ambiguously); empty when
+    there is none."""
+    if delta is None:
+        return ""
+    points = (Decimal(str(delta)) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    sign = "-" if points < 0 else "+"
+    unit = "个百分点" if is_chinese(language) else " pp"
+    return f"{sign}{abs(points)}{unit}"

@@ -3,13 +3,27 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from patron.web import views
+from patron.web import analytics_views, views
 
 app_name = "web"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("customers/", views.customer_list, name="customer_list"),
     path("customers/<path:external_id>/", views.customer_detail, name="customer_detail"),
+    path("analytics/segments/", analytics_views.segments, name="analytics_segments"),
+    path(
+        "analytics/segments/<str:by>/<str:code>/",
+        analytics_views.segment_customers_page,
+        name="analytics_segment_customers",
+    ),
+    path(
+        "analytics/segments/<str:by>/<str:code>/export.csv",
+        analytics_views.segment_export,
+        name="analytics_segment_export",
+    ),
+    path("analytics/cohorts/", analytics_views.cohorts, name="analytics_cohorts"),
+    path("analytics/kpis/", analytics_views.kpi_page, name="analytics_kpis"),
+    path("analytics/migration/", analytics_views.migration, name="analytics_migration"),
     path(
         "login/",
         auth_views.LoginView.as_view(

@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from patron.analytics.selectors import behaviour_segment_label, customer_analysis
 from patron.core.money import default_currency
 from patron.customers.models import Customer
 from patron.customers.selectors import get_customer, search_customers
@@ -97,18 +98,29 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
-    """One customer: profile, identities, lifetime totals, orders with lines, events."""
+    """One customer: profile, identities, lifetime totals, the latest analysis's scores,
+    orders with lines, events."""
     try:
         customer = get_customer(external_id)
     except Customer.DoesNotExist as error:
         raise Http404(str(error)) from error
     orders = customer_orders(customer, limit=ORDERS_SHOWN)
+    analysis = customer_analysis(customer)
+    behaviour = (
+        behaviour_segment_label(
+            analysis.run, analysis.behaviour_segment, analysis.behaviour_segment_name
+        )
+        if analysis
+        else ""
+    )
     return render(
         request,
         "web/customer_detail.html",
         {
             "customer": customer,
             "lifetime": customer_lifetime(customer),
+            "analysis": analysis,
+            "behaviour_segment": behaviour,
             "identities": customer.identities.order_by("kind", "value"),
             "orders": orders,
             "orders_limit": ORDERS_SHOWN,

@@ -44,3 +44,15 @@ def percent(rate: Decimal | float | None) -> str:
 def change(rate: Decimal | None) -> str:
     """A relative change with its sign: ``+5.2%``."""
     return formatting.format_change(rate)
+
+
+@register.filter
+def number(value: Decimal | float | None, places: int = 1) -> str:
+    """A measured figure with ``places`` decimals: ``1,234.6``."""
+    return formatting.format_number(value, places)
+
+
+@register.filter
+def points(delta: Decimal | float | None) -> str:
+    """The change of a rate in percentage points: ``+2.1 pp`` / ``+2.1个百分点``."""
+    return formatting.format_point_change(delta, get_language())

@@ -19,6 +19,19 @@
         displaylogo: false,
         locale: language,
         modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"],
+      }).then(function (plot) {
+        // A treemap tile whose customdata ends in a link opens that page instead of zooming.
+        plot.on("plotly_treemapclick", function (event) {
+          var point = event && event.points && event.points[0];
+          var data = point && point.customdata;
+          var link = data && data[data.length - 1];
+          if (typeof link === "string" && link.charAt(0) === "/") {
+            window.location.assign(link);
+            return false;
+          }
+          return true;
+        });
+        element.setAttribute("data-plotly-drawn", "true");
       });
     });
   }
