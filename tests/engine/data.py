@@ -95,7 +95,8 @@ def plain_orders(lines: pl.DataFrame, as_of: dt.date | None = None) -> list[Plai
 
     The rules of docs/data-formats.md: an order's total is the sum of its line totals less its
     discount, never below zero; net spend subtracts refunds, never below zero; cancelled orders
-    count for nothing; orders after ``as_of`` (whole day) are left out. Sorted by order_id.
+    (any line saying so) count for nothing; orders after ``as_of`` (whole day) are left out.
+    Sorted by order_id.
     """
     grouped: dict[str, list[Mapping[str, Any]]] = {}
     for row in lines.iter_rows(named=True):
@@ -103,7 +104,7 @@ def plain_orders(lines: pl.DataFrame, as_of: dt.date | None = None) -> list[Plai
     orders = []
     for order_id, rows in sorted(grouped.items()):
         first = rows[0]
-        if first.get("status") == "cancelled":
+        if any(row.get("status") == "cancelled" for row in rows):
             continue
         ordered_at = min(row["ordered_at"] for row in rows)
         day = ordered_at.date() if isinstance(ordered_at, dt.datetime) else ordered_at

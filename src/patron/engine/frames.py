@@ -194,11 +194,31 @@ def counted_orders(
     """Validate an order-lines table and return it opened, with its :func:`order_table`.
 
     Orders on or before ``as_of`` are kept (the whole day counts); ``None`` keeps all.
+    A table that already is an order table (from :func:`order_summary`) is used as it is.
     """
     if as_of is not None:
         require_date(as_of, "as_of")
     prepared = prepare(native, ORDER_LINE_COLUMNS, "order lines")
-    orders = order_table(prepared.frame, with_channel=with_channel)
+    if is_order_table(prepared.frame):
+        orders = prepared.frame.select(*ORDER_TABLE_COLUMNS)
+    else:
+        orders = order_table(prepared.frame, with_channel=with_channel)
     if as_of is not None:
         orders = orders.filter(nw.col("order_day") <= date_day_number(as_of))
     return prepared, orders
+
+
+def is_order_table(frame: nw.LazyFrame[Any]) -> bool:
+    """Whether ``frame`` has every column of :data:`ORDER_TABLE_COLUMNS`."""
+    return set(ORDER_TABLE_COLUMNS) <= set(frame.collect_schema().names())
+
+
+def order_summary(lines: Any) -> Any:
+    """The order table of an order-lines table (:data:`ORDER_TABLE_COLUMNS`), in its kind.
+
+    Every engine function accepts this table in place of the order lines and then skips the
+    group-by over the lines, the dearest step of each analysis: build it once (and collect
+    it) when several analyses run on the same data, as ``patron analyze`` does.
+    """
+    prepared, orders = counted_orders(lines)
+    return prepared.output(orders)
