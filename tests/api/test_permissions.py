@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from patron.analytics.models import AnalysisRun
 from patron.customers.models import Customer
 
 ENDPOINTS: list[tuple[str, str, list[dict[str, object]] | None]] = [
     ("get", "/api/v1/customers", None),
     ("get", "/api/v1/customers/00042", None),
+    ("get", "/api/v1/analytics/segments", None),
+    ("get", "/api/v1/analytics/cohorts", None),
+    ("get", "/api/v1/analytics/kpis", None),
     ("post", "/api/v1/ingest/customers", [{"customer_id": "C-9", "name": "王芳"}]),
     ("post", "/api/v1/ingest/products", [{"product_id": "P-9", "name": "茶", "price": "38"}]),
     (
@@ -35,6 +41,15 @@ CALLERS = [
     ("staff_session", 200, None),
     ("non_staff_session", 403, "forbidden"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def analysis_run(db: None) -> AnalysisRun:
+    """A finished analysis run (of no customers), so the analytics endpoints have results."""
+    started = datetime(2024, 7, 2, tzinfo=UTC)
+    return AnalysisRun.objects.create(
+        as_of=date(2024, 7, 1), status="succeeded", started_at=started, finished_at=started
+    )
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
+from patron.analytics.models import AnalysisRun
+from patron.analytics.services import AnalysisError, run_analysis
 from patron.demo.generator import DemoConfig, DemoWorld, generate_world
 from patron.ingest.services import ImportOptions, ImportSummary, RecordKind, import_frames
 
@@ -53,6 +55,8 @@ class DemoReport:
     username: str
     password: str
     imports: tuple[ImportSummary, ...]
+    #: The analysis run made after the import (see patron.analytics.services.run_analysis).
+    analysis_run_id: int
     seconds: float
 
 
@@ -74,7 +78,8 @@ def build_demo_shop(
     ``as_of`` is the day the two observed years end (today in the shop's time zone when not
     given; a rebuild with the same customers and seed reuses the day of the first build, so
     building again changes nothing). The truth files go to ``home/demo`` (``PATRON_HOME`` by
-    default). Creates or refreshes the staff login ``demo`` / ``demo`` in the ``admin`` group.
+    default). Creates or refreshes the staff login ``demo`` / ``demo`` in the ``admin`` group,
+    then analyses the customers as of the window's end (a new analysis run at every build).
     Raises :class:`DemoBuildError` when ``home`` already holds a demo built with other
     customers or seed (the two would mix in the store).
     """
@@ -108,6 +113,7 @@ def build_demo_shop(
     truth_path, truth_customers_path = write_truth(world, folder)
     say(f"Wrote the hidden parameters to {truth_path}")
     ensure_demo_user()
+    analysis = _analyse(config.end_date(), say)
     return DemoReport(
         customers=world.truth_customers.height,
         customer_accounts=world.customers.height,
@@ -125,8 +131,23 @@ def build_demo_shop(
         username=DEMO_USERNAME,
         password=DEMO_PASSWORD,
         imports=summaries,
+        analysis_run_id=analysis.pk,
         seconds=time.perf_counter() - began,
     )
+
+
+def _analyse(as_of: date, say: Callable[[str], None]) -> AnalysisRun:
+    """Run the customer analytics over the demo shop, so the dashboard has results to show."""
+    say(f"Analysing the customers as of {as_of} (patron analyze) ...")
+    try:
+        run = run_analysis(as_of=as_of, triggered_by="demo")
+    except AnalysisError as error:
+        raise DemoBuildError(f"the analysis of the demo shop failed: {error}") from error
+    say(
+        f"  analysis #{run.pk}: {run.customers:,} customers, {run.orders:,} orders in "
+        f"{run.duration_seconds or 0:.1f} s"
+    )
+    return run
 
 
 def _check_previous_build(

@@ -8,6 +8,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
+from patron.analytics.selectors import prefetched_analysis, with_latest_analysis
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.schemas import ShopDateTime, format_amount
 from patron.core.money import default_currency
@@ -57,12 +58,36 @@ class CustomerSummaryOut(Schema):
         return default_currency()
 
 
+class RfmOut(Schema):
+    """The customer's RFM figures as of the latest analysis (scores 1 worst to 5 best)."""
+
+    recency_days: int = Field(description="Days since the last counted order")
+    frequency: int = Field(description="Counted orders")
+    monetary: str = Field(description="Net spend, a decimal string", examples=["1234.50"])
+    r_score: int
+    f_score: int
+    m_score: int
+    segment: str = Field(description="Segment of the classic RFM map", examples=["champions"])
+    value_class: str = Field(
+        description="R/F/M above or below their means (重要价值客户 ...)",
+        examples=["important_value"],
+    )
+
+
 class CustomerOut(CustomerSummaryOut):
-    """A customer's profile, identities and lifetime order figures."""
+    """A customer's profile, identities, lifetime order figures and latest analysis
+    (``patron analyze``; null fields when not analysed: no run yet, or no counted order by its
+    as-of day)."""
 
     birthday: date | None
     gender: str
     identities: list[IdentityOut]
+    rfm: RfmOut | None
+    lifecycle_stage: str | None = Field(examples=["active"])
+    value_score: float | None = Field(description="AHP value score, 0-100")
+    value_tier: str | None = Field(examples=["top"])
+    behaviour_segment: str | None = Field(description="Name of the behaviour segment")
+    analysed_as_of: date | None = Field(description="As-of day of the analysis")
 
     @staticmethod
     def resolve_identities(obj: Customer) -> list[IdentityOut]:
@@ -70,6 +95,47 @@ class CustomerOut(CustomerSummaryOut):
             IdentityOut(kind=identity.kind, value=identity.value)
             for identity in sorted(obj.identities.all(), key=lambda i: (i.kind, i.value))
         ]
+
+    @staticmethod
+    def resolve_rfm(obj: Customer) -> RfmOut | None:
+        analysis = prefetched_analysis(obj)
+        if analysis is None:
+            return None
+        return RfmOut(
+            recency_days=analysis.recency_days,
+            frequency=analysis.frequency,
+            monetary=format_amount(analysis.monetary, default_currency()),
+            r_score=analysis.r_score,
+            f_score=analysis.f_score,
+            m_score=analysis.m_score,
+            segment=analysis.rfm_segment,
+            value_class=analysis.value_class,
+        )
+
+    @staticmethod
+    def resolve_lifecycle_stage(obj: Customer) -> str | None:
+        analysis = prefetched_analysis(obj)
+        return None if analysis is None else analysis.lifecycle_stage
+
+    @staticmethod
+    def resolve_value_score(obj: Customer) -> float | None:
+        analysis = prefetched_analysis(obj)
+        return None if analysis is None else analysis.value_score
+
+    @staticmethod
+    def resolve_value_tier(obj: Customer) -> str | None:
+        analysis = prefetched_analysis(obj)
+        return None if analysis is None else analysis.value_tier
+
+    @staticmethod
+    def resolve_behaviour_segment(obj: Customer) -> str | None:
+        analysis = prefetched_analysis(obj)
+        return None if analysis is None else analysis.behaviour_segment_name
+
+    @staticmethod
+    def resolve_analysed_as_of(obj: Customer) -> date | None:
+        analysis = prefetched_analysis(obj)
+        return None if analysis is None else analysis.run.as_of
 
 
 class CustomerPageOut(Schema):
@@ -111,8 +177,6 @@ def retrieve_customer(request: HttpRequest, external_id: str) -> Customer:
     except Customer.DoesNotExist as error:
         message = f"No customer with external id {external_id!r}."
         raise ApiError(404, "not_found", message) from error
-    return (
-        with_order_stats(Customer.objects.filter(pk=customer.pk))
-        .prefetch_related("identities")
-        .get()
-    )
+    return with_latest_analysis(
+        with_order_stats(Customer.objects.filter(pk=customer.pk)).prefetch_related("identities")
+    ).get()

@@ -1,0 +1,269 @@
+"""``/api/v1/analytics``: segments, cohorts and loyalty KPIs from the customer analytics.
+
+Segments and cohorts come from an analysis run (``patron analyze``; the latest successful one
+unless ``run`` is given); KPIs are computed live from the store for any period. Labels follow
+the request's language (``Accept-Language``), codes stay the same in every language.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from django.http import HttpRequest
+from django.utils.translation import gettext
+from ninja import Field, Query, Router, Schema
+
+from patron.analytics.choices import SegmentationChoices
+from patron.analytics.models import AnalysisRun
+from patron.analytics.selectors import (
+    KpiFigures,
+    cohort_rows,
+    get_run,
+    kpi_figures,
+    latest_run,
+    segment_summary,
+)
+from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
+from patron.api.schemas import ShopDateTime, format_amount
+from patron.core.money import default_currency
+
+router = Router(tags=["analytics"])
+
+_ERRORS: dict[int, type[Schema]] = {
+    401: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    422: ValidationErrorOut,
+}
+#: Days of the default KPI period, ending on the latest run's as-of day.
+DEFAULT_KPI_DAYS = 30
+
+# Query parameters whose types ruff does not know to be immutable (B008), declared once.
+_SEGMENTATION_QUERY = Query(SegmentationChoices.RFM, description="Segmentation")
+_START_QUERY = Query(None, description="First day, YYYY-MM-DD (default: end - 29 days)")
+_END_QUERY = Query(None, description="Last day, YYYY-MM-DD (default: the latest run's as_of)")
+
+
+class RunOut(Schema):
+    """The analysis run the figures come from."""
+
+    id: int
+    as_of: date = Field(description="Last day counted (shop-local)")
+    engine: str
+    started_at: ShopDateTime
+    finished_at: ShopDateTime | None
+    duration_seconds: float | None
+    customers: int = Field(description="Customers with a counted order by as_of")
+    orders: int = Field(description="Counted orders read")
+    data_through: ShopDateTime | None = Field(description="Time of the latest order read")
+    triggered_by: str
+
+
+class SegmentOut(Schema):
+    """One segment: its size, net revenue and average customer."""
+
+    code: str = Field(examples=["champions"])
+    label: str = Field(description="Name in the request's language", examples=["Champions"])
+    customers: int
+    share: float = Field(description="Fraction of the run's customers (0-1)")
+    revenue: str = Field(description="Net spend of its customers, a decimal string")
+    revenue_share: float = Field(description="Fraction of the run's net revenue (0-1)")
+    mean_recency_days: float | None
+    mean_frequency: float | None
+    mean_monetary: str | None = Field(description="Average net spend, a decimal string")
+    mean_value_score: float | None
+
+
+class SegmentsOut(Schema):
+    """Every segment of one segmentation in a run (empty segments included, best first)."""
+
+    run: RunOut
+    by: str
+    by_label: str
+    currency: str
+    segments: list[SegmentOut]
+
+
+class CohortOut(Schema):
+    """Customers first buying in ``cohort_month``, and those of them buying ``period`` months
+    later (only months in which at least one did)."""
+
+    cohort_month: date
+    channel: str | None = Field(description="Channel of the first order, when split by channel")
+    period: int
+    cohort_size: int
+    active_customers: int
+    retention_rate: float
+    orders: int
+    revenue: str = Field(description="Net revenue of the cohort in that month, a decimal string")
+
+
+class CohortsOut(Schema):
+    """The cohort retention table of a run, long format."""
+
+    run: RunOut
+    by: str | None
+    currency: str
+    rows: list[CohortOut]
+
+
+class KpisOut(Schema):
+    """Loyalty KPIs of one period (``start``-``end`` inclusive, shop-local days). Rates are
+    fractions (0-1); null where the period has nothing to divide by."""
+
+    period_start: date
+    period_end: date
+    currency: str
+    active_customers: int
+    new_customers: int
+    returning_customers: int
+    orders: int
+    revenue: str
+    repeat_purchase_rate: float | None
+    retention_rate: float | None = Field(
+        description="Share of the previous period's (same length) active customers active again"
+    )
+    churn_rate: float | None
+    purchase_frequency: float | None
+    average_order_value: str | None
+    average_inter_purchase_days: float | None
+    median_inter_purchase_days: float | None
+    top20_revenue_share: float | None
+
+
+def _run_or_404(run_id: int | None) -> AnalysisRun:
+    run = get_run(run_id)
+    if run is not None:
+        return run
+    if run_id is not None:
+        raise ApiError(404, "not_found", f"No successful analysis run #{run_id}.")
+    raise ApiError(
+        404, "no_analysis", "No analysis has run yet: run `patron analyze` on the server."
+    )
+
+
+@router.get(
+    "/segments", response={200: SegmentsOut, **_ERRORS}, summary="Customer segments of a run"
+)
+def list_segments(
+    request: HttpRequest,
+    by: SegmentationChoices = _SEGMENTATION_QUERY,
+    run: int | None = Query(None, description="Analysis run id (default: the latest)"),
+) -> dict[str, Any]:
+    """Sizes, net revenue and averages of every segment of one segmentation."""
+    analysis = _run_or_404(run)
+    currency = default_currency()
+    return {
+        "run": analysis,
+        "by": by.value,
+        "by_label": str(SegmentationChoices(by).label),
+        "currency": currency,
+        "segments": [
+            {
+                "code": summary.code,
+                "label": summary.label,
+                "customers": summary.customers,
+                "share": summary.share,
+                "revenue": format_amount(summary.revenue, currency),
+                "revenue_share": summary.revenue_share,
+                "mean_recency_days": summary.mean_recency_days,
+                "mean_frequency": summary.mean_frequency,
+                "mean_monetary": (
+                    None
+                    if summary.mean_monetary is None
+                    else format_amount(summary.mean_monetary, currency)
+                ),
+                "mean_value_score": summary.mean_value_score,
+            }
+            for summary in segment_summary(analysis, by.value)
+        ],
+    }
+
+
+@router.get("/cohorts", response={200: CohortsOut, **_ERRORS}, summary="Cohort retention")
+def list_cohorts(
+    request: HttpRequest,
+    by: Literal["channel"] | None = Query(None, description="Split cohorts by first channel"),
+    run: int | None = Query(None, description="Analysis run id (default: the latest)"),
+) -> dict[str, Any]:
+    """Retention by acquisition month (optionally by channel) and revenue per cohort month."""
+    analysis = _run_or_404(run)
+    currency = default_currency()
+    return {
+        "run": analysis,
+        "by": by,
+        "currency": currency,
+        "rows": [
+            {
+                "cohort_month": row.cohort_month,
+                "channel": row.channel,
+                "period": row.period,
+                "cohort_size": row.cohort_size,
+                "active_customers": row.active_customers,
+                "retention_rate": row.retention_rate,
+                "orders": row.orders,
+                "revenue": format_amount(row.revenue, currency),
+            }
+            for row in cohort_rows(analysis, by)
+        ],
+    }
+
+
+@router.get("/kpis", response={200: KpisOut, **_ERRORS}, summary="Loyalty KPIs of a period")
+def get_kpis(
+    request: HttpRequest,
+    start: date | None = _START_QUERY,
+    end: date | None = _END_QUERY,
+) -> dict[str, Any]:
+    """Active, new and returning customers, repeat purchase, retention and churn rates, order
+    frequency and value, inter-purchase time and top-20 % revenue share, computed live."""
+    if end is None:
+        run = latest_run()
+        if run is None:
+            raise ApiError(
+                404,
+                "no_analysis",
+                "No analysis has run yet: run `patron analyze`, or give start and end.",
+            )
+        end = run.as_of
+    if start is None:
+        start = end - timedelta(days=DEFAULT_KPI_DAYS - 1)
+    if start > end:
+        message = gettext("start must be on or before end")
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"start: {message}",
+            errors=[
+                {"location": "query", "field": field, "message": message, "type": "date_order"}
+                for field in ("start", "end")
+            ],
+        )
+    return _kpis_json(kpi_figures(start, end))
+
+
+def _kpis_json(figures: KpiFigures) -> dict[str, Any]:
+    currency = default_currency()
+    return {
+        "period_start": figures.period_start,
+        "period_end": figures.period_end,
+        "currency": currency,
+        "active_customers": figures.active_customers,
+        "new_customers": figures.new_customers,
+        "returning_customers": figures.returning_customers,
+        "orders": figures.orders,
+        "revenue": format_amount(figures.revenue, currency),
+        "repeat_purchase_rate": figures.repeat_purchase_rate,
+        "retention_rate": figures.retention_rate,
+        "churn_rate": figures.churn_rate,
+        "purchase_frequency": figures.purchase_frequency,
+        "average_order_value": (
+            None
+            if figures.average_order_value is None
+            else format_amount(figures.average_order_value, currency)
+        ),
+        "average_inter_purchase_days": figures.average_inter_purchase_days,
+        "median_inter_purchase_days": figures.median_inter_purchase_days,
+        "top20_revenue_share": figures.top20_revenue_share,
+    }
