@@ -65,8 +65,8 @@ def _cohort_cells(orders: nw.LazyFrame[Any], keys: list[str]) -> nw.LazyFrame[An
     """One row per cohort (``keys``) and period: active customers, orders, revenue, cohort size.
 
     Each order is tagged with its customer's cohort by a window (a hash over customers, no sort
-    and no join for plain cohorts), then one group-by counts the distinct customers, orders and
-    revenue of each cohort and month.
+    and no join for plain cohorts), then group-bys count the customers, orders and revenue of
+    each cohort and month.
     """
     day = nw.col("order_day")
     if keys == ["cohort"]:
@@ -92,11 +92,17 @@ def _cohort_cells(orders: nw.LazyFrame[Any], keys: list[str]) -> nw.LazyFrame[An
         tagged = orders.join(first_orders, on="customer_id").with_columns(
             nw.col(f"cohort_{dimension}").alias(dimension) for dimension in dimensions
         )
-    cells = tagged.group_by(*keys, "order_month").agg(
-        nw.col("customer_id").n_unique().cast(nw.Int64).alias("active_customers"),
+    # Customer-months first, then cells: two hash group-bys cost less than a distinct count.
+    customer_months = tagged.group_by(*keys, "order_month", "customer_id").agg(
         nw.len().cast(nw.Int64).alias("orders"),
         nw.col("net_amount").sum().alias("revenue"),
         nw.col("ordered_at").min().alias("month_at"),
+    )
+    cells = customer_months.group_by(*keys, "order_month").agg(
+        nw.len().cast(nw.Int64).alias("active_customers"),
+        nw.col("orders").sum(),
+        nw.col("revenue").sum(),
+        nw.col("month_at").min(),
     )
     # Every customer of a cohort is active in period 0, so the cohort's size is its largest
     # count and its earliest time lies in the cohort month: windows over the few cells, no join

@@ -213,12 +213,13 @@ def is_order_table(frame: nw.LazyFrame[Any]) -> bool:
     return set(ORDER_TABLE_COLUMNS) <= set(frame.collect_schema().names())
 
 
-def order_summary(lines: Any) -> Any:
+def order_summary(lines: Any, with_channel: bool = True) -> Any:
     """The order table of an order-lines table (:data:`ORDER_TABLE_COLUMNS`), in its kind.
 
     Every engine function accepts this table in place of the order lines and then skips the
     group-by over the lines, the dearest step of each analysis: build it once (and collect
     it) when several analyses run on the same data, as ``patron analyze`` does.
+    ``with_channel=False`` skips the channel, which only cohorts by channel need.
     """
-    prepared, orders = counted_orders(lines)
+    prepared, orders = counted_orders(lines, with_channel=with_channel)
     return prepared.output(orders)
