@@ -44,6 +44,74 @@ def test_analyze_refuses_a_bad_date_and_an_empty_store(db: None) -> None:
         call_command("analyze")
 
 
+def test_analyze_uses_the_lifecycle_thresholds_and_ahp_matrix_given(
+    demo_store: DemoWorld,
+) -> None:
+    # given thresholds and a matrix weighing monetary above all
+    matrix = "[[1, 1, 0.2, 1], [1, 1, 0.2, 1], [5, 5, 1, 5], [1, 1, 0.2, 1]]"
+
+    # when the analysis runs with them
+    output = _run_command(
+        "analyze",
+        "--as-of",
+        "2025-06-01",
+        "--new-days",
+        "30",
+        "--at-risk-days",
+        "60",
+        "--lapsed-days",
+        "200",
+        "--ahp-matrix",
+        matrix,
+    )
+
+    # then the run used them, and the stages follow them
+    run = AnalysisRun.objects.get()
+    assert "Lifecycle thresholds (given): new 30 d, at risk 60 d, lapsed 200 d" in output
+    assert run.parameters["lifecycle_thresholds"] == {
+        "new_days": 30,
+        "at_risk_days": 60,
+        "lapsed_days": 200,
+        "derived": False,
+    }
+    assert run.parameters["ahp"]["weights"] == pytest.approx([0.125, 0.125, 0.625, 0.125])
+    rows = CustomerAnalysis.objects.filter(run=run)
+    assert rows.filter(lifecycle_stage="lapsed", recency_days__lte=200).count() == 0
+    assert rows.filter(recency_days__gt=200).exclude(lifecycle_stage="lapsed").count() == 0
+    assert (
+        rows.filter(recency_days__gt=60, recency_days__lte=200)
+        .exclude(lifecycle_stage="at_risk")
+        .count()
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--new-days", "30"], "missing --at-risk-days, --lapsed-days"),
+        (["--new-days", "30", "--at-risk-days", "90", "--lapsed-days", "60"], "more than"),
+        (["--ahp-matrix", "[[1, 2], [0.5"], "not a JSON list"),
+        (
+            ["--ahp-matrix", "[[1, 9, 9, 9], [1, 1, 9, 9], [1, 1, 1, 9], [1, 1, 1, 1]]"],
+            "reciprocal",
+        ),
+        (
+            [
+                "--ahp-matrix",
+                "[[1, 9, 0.1111111, 1], [0.1111111, 1, 9, 1], [9, 0.1111111, 1, 1], [1, 1, 1, 1]]",
+            ],
+            "consistency ratio is 2.381, and AHP accepts less than 0.1",
+        ),
+    ],
+)
+def test_analyze_refuses_bad_thresholds_and_matrices(
+    demo_store: DemoWorld, arguments: list[str], message: str
+) -> None:
+    with pytest.raises(CommandError, match=message):
+        call_command("analyze", "--as-of", "2025-06-01", *arguments)
+
+
 def _expected_export(run: AnalysisRun, segment: str) -> list[tuple[object, ...]]:
     """The segment's customers read straight from the tables, by external id."""
     rows = []
