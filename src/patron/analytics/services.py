@@ -40,7 +40,13 @@ from patron.core.bulk import insert_frame
 from patron.core.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 from patron.customers.models import Customer
 from patron.engine import ahp, cohorts, kpis, lifecycle, rfm, segments
-from patron.engine.frames import CANCELLED_STATUS, EngineInputError, date_month_number, month_start
+from patron.engine.frames import (
+    CANCELLED_STATUS,
+    EngineInputError,
+    date_month_number,
+    month_start,
+    order_summary,
+)
 
 #: Months of KPI trend kept with a run (the as-of month and the 23 before it).
 KPI_TREND_MONTHS = 24
@@ -145,8 +151,28 @@ def _compute(
     thresholds: lifecycle.LifecycleThresholds | None,
     ahp_matrix: Sequence[Sequence[float]] | None,
 ) -> _Computed:
-    """Run every engine function on ``lines`` (turned into a Spark frame for ``spark``)."""
-    native: Any = lines if engine == AnalysisEngineChoices.POLARS else _spark_frame(lines)
+    """Run every engine function on ``lines`` (turned into a Spark frame for ``spark``).
+
+    The order table is built once and handed to every analysis, which then skips its own
+    group-by over the lines (see engine.frames.order_summary).
+    """
+    if engine == AnalysisEngineChoices.POLARS:
+        return _compute_on(order_summary(lines), as_of, thresholds, ahp_matrix)
+    # Cached: every analysis reads it again, and without the cache each plan embeds the whole
+    # local table, which multiplies the driver's memory in the larger plans.
+    native = order_summary(_spark_frame(lines)).cache()
+    try:
+        return _compute_on(native, as_of, thresholds, ahp_matrix)
+    finally:
+        native.unpersist()
+
+
+def _compute_on(
+    native: Any,
+    as_of: dt.date,
+    thresholds: lifecycle.LifecycleThresholds | None,
+    ahp_matrix: Sequence[Sequence[float]] | None,
+) -> _Computed:
     rfm_table = rfm.rfm_table(native, as_of)
     derived = thresholds is None
     chosen = thresholds or lifecycle.lifecycle_thresholds(native, as_of)
