@@ -10,13 +10,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.conf import settings
 from django.db.models import Count, Max
-from patron.engine.lifecycle import LifecycleThresholds
 
 from patron.analytics.choices import AnalysisRunStatusChoices
 from patron.analytics.models import AnalysisRun, CustomerAnalysis
 from patron.analytics.selectors import latest_run
 from patron.analytics.services import AnalysisError, run_analysis
 from patron.demo.generator import DemoWorld
+from patron.engine.lifecycle import LifecycleThresholds
+from patron.ingest.services import ImportOptions, RecordKind, import_records
 from patron.orders.models import Order
 from tests.analytics.conftest import AS_OF, StoreCustomer, store_customers
 
@@ -239,3 +240,40 @@ def test_an_unknown_engine_is_refused_before_anything_is_recorded(db: None) -> N
     with pytest.raises(AnalysisError, match="unknown engine 'duckdb'; use one of: polars, spark"):
         run_analysis(engine="duckdb")
     assert AnalysisRun.objects.count() == 0
+
+
+def test_a_young_shop_with_two_buyers_is_analysed_as_one_behaviour_segment(db: None) -> None:
+    # given a store with only two buying customers: too few to cluster
+    records = [
+        {
+            "order_id": "A1",
+            "customer_id": "1",
+            "ordered_at": "2025-05-01 10:00",
+            "line_total": "80",
+        },
+        {
+            "order_id": "A2",
+            "customer_id": "1",
+            "ordered_at": "2025-05-20 10:00",
+            "line_total": "20",
+        },
+        {
+            "order_id": "B1",
+            "customer_id": "2",
+            "ordered_at": "2025-05-30 10:00",
+            "line_total": "50",
+        },
+    ]
+    summary = import_records(RecordKind.ORDERS, records, options=ImportOptions(source="test"))
+    assert summary.rejected == 0
+
+    # when it is analysed
+    run = run_analysis(as_of=AS_OF)
+
+    # then it succeeds, with everyone in one behaviour segment and the other results per customer
+    rows = {row.customer.external_id: row for row in run.customer_rows.select_related("customer")}
+    assert run.status == "succeeded"
+    assert run.parameters["behaviour"]["k"] == 1
+    assert {row.behaviour_segment_name for row in rows.values()} == {"All customers"}
+    assert (rows["1"].frequency, rows["1"].monetary, rows["1"].recency_days) == (2, 100, 12)
+    assert (rows["2"].frequency, rows["2"].monetary, rows["2"].recency_days) == (1, 50, 2)

@@ -113,6 +113,13 @@ def test_detail_returns_the_profile_with_exact_net_totals(
             {"kind": "external_id", "value": "00042"},
             {"kind": "phone", "value": "+8613812345678"},
         ],
+        # not analysed: no `patron analyze` has run (tests/api/test_analytics.py covers them)
+        "rfm": None,
+        "lifecycle_stage": None,
+        "value_score": None,
+        "value_tier": None,
+        "behaviour_segment": None,
+        "analysed_as_of": None,
     }
 
 

@@ -166,3 +166,24 @@ def test_bad_segment_inputs_are_refused() -> None:
         behaviour_segments(features.head(3), k_values=[3, 4])
     with pytest.raises(EngineInputError, match="as_of must be a date, got str"):
         behaviour_features(demo_orders(300, 19), "2025-06-01")  # type: ignore[arg-type]
+
+
+def test_customers_too_few_to_split_can_become_one_segment() -> None:
+    # given the features of three customers: no k from 3 up can be tried
+    features = behaviour_features(demo_orders(300, 19), DEMO_AS_OF).head(3)
+    # when a single segment is allowed
+    result = behaviour_segments(features, k_values=[3, 4], single_when_unsplittable=True)
+    # then everyone is in segment 0, "All customers", holding all the revenue
+    assert result.k == 1
+    assert result.silhouette_by_k == {}
+    assert result.assignments["behaviour_segment"].to_list() == [0, 0, 0]
+    assert set(result.assignments["behaviour_segment_name"]) == {"All customers"}
+    (profile,) = result.profiles
+    assert (profile.name, profile.name_zh, profile.size, profile.share) == (
+        "All customers",
+        "全部客户",
+        3,
+        1.0,
+    )
+    assert profile.revenue_share == pytest.approx(1.0)
+    assert profile.means["monetary"] == pytest.approx(features["monetary"].mean())

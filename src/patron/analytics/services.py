@@ -181,7 +181,9 @@ def _compute_on(
     criteria = tuple(ahp.DEFAULT_VALUE_CRITERIA)
     weights = ahp.ahp_weights(matrix, criteria)
     values = ahp.value_scores(rfm_table, matrix=matrix)
-    behaviour = segments.behaviour_segments(segments.behaviour_features(native, as_of))
+    behaviour = segments.behaviour_segments(
+        segments.behaviour_features(native, as_of), single_when_unsplittable=True
+    )
     trend_start = month_start(date_month_number(as_of) - (KPI_TREND_MONTHS - 1))
 
     customers = (

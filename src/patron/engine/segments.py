@@ -182,11 +182,16 @@ def _name(means: dict[str, float], overall: dict[str, float]) -> tuple[str, str]
     return english[0].upper() + english[1:], chinese
 
 
+ALL_CUSTOMERS = ("All customers", "全部客户")
+"""Name of the one segment of a shop whose customers cannot be split (English, Chinese)."""
+
+
 def behaviour_segments(
     features: Any,
     k_values: Iterable[int] = range(3, 9),
     random_state: int = 0,
     silhouette_sample: int = 10_000,
+    single_when_unsplittable: bool = False,
 ) -> BehaviourSegmentation:
     """Segment customers by behaviour: k-means on the log-scaled, standardised numeric columns
     of ``features`` (:func:`behaviour_features` or any per-customer table with ``customer_id``
@@ -198,6 +203,10 @@ def behaviour_segments(
     profile (e.g. "Frequent big spenders" / "高频高消费客户"; a repeated name gets " #n").
     ``assignments`` comes back as a Polars DataFrame (a LazyFrame for a Polars LazyFrame in):
     the model is fitted in-process, whatever engine computed the features.
+
+    Too few customers for any k, or customers too alike to split, raise
+    :class:`EngineInputError`; with ``single_when_unsplittable`` they become one segment
+    (k = 1, named "All customers"), so that a young shop's other analyses still run.
     """
     prepared = prepare(features, ("customer_id", "monetary"), "behaviour features")
     schema = prepared.frame.collect_schema()
@@ -210,7 +219,7 @@ def behaviour_segments(
     values = table.select(columns).to_numpy().astype(np.float64)
     count = values.shape[0]
     candidates = sorted({int(k) for k in k_values if 2 <= int(k) < count})
-    if not candidates:
+    if not candidates and not single_when_unsplittable:
         raise EngineInputError(
             f"no k to try: k must be at least 2 and less than the {count} customers"
         )
@@ -228,10 +237,13 @@ def behaviour_segments(
                 silhouette_score(scaled, labels, sample_size=sample, random_state=random_state)
             )
             labels_by_k[k] = labels.astype(np.int64)
-    if not silhouette_by_k:
+    if silhouette_by_k:
+        best_k = max(silhouette_by_k, key=lambda k: (silhouette_by_k[k], -k))
+        raw_labels = labels_by_k[best_k]
+    elif single_when_unsplittable:
+        best_k, raw_labels = 1, np.zeros(count, dtype=np.int64)
+    else:
         raise EngineInputError("the customers' behaviour does not split into two or more groups")
-    best_k = max(silhouette_by_k, key=lambda k: (silhouette_by_k[k], -k))
-    raw_labels = labels_by_k[best_k]
     monetary = values[:, columns.index("monetary")]
     clusters = sorted(
         np.unique(raw_labels), key=lambda label: (-monetary[raw_labels == label].mean(), label)
@@ -245,7 +257,7 @@ def behaviour_segments(
     for segment in range(len(clusters)):
         members = segments == segment
         means = {column: float(values[members, i].mean()) for i, column in enumerate(columns)}
-        name, name_zh = _name(means, overall)
+        name, name_zh = _name(means, overall) if best_k > 1 else ALL_CUSTOMERS
         if name in seen:
             name, name_zh = f"{name} #{segment}", f"{name_zh} #{segment}"
         seen.add(name)
