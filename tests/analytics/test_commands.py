@@ -148,7 +148,11 @@ def test_export_segment_writes_its_customers_with_their_scores(
     output = _run_command("export", "segment", label, str(path))
 
     # then
-    frame = pl.read_csv(path, infer_schema=False) if suffix == ".csv" else pl.read_parquet(path)
+    if suffix == ".csv":
+        assert path.read_bytes().startswith("\ufeff".encode())  # Excel then reads it as UTF-8
+        frame = pl.read_csv(path, infer_schema=False)
+    else:
+        frame = pl.read_parquet(path)
     written = sorted(
         (
             row["external_id"],

@@ -9,6 +9,7 @@ from django.utils import translation
 
 from patron.analytics.selectors import (
     CohortRow,
+    GapBucket,
     KpiFigures,
     MigrationCell,
     SegmentMigration,
@@ -17,7 +18,6 @@ from patron.analytics.selectors import (
 from patron.web.analytics_charts import (
     SEGMENT_PALETTE,
     CohortSummary,
-    GapBucket,
     active_customers_trend_figure,
     cohort_revenue_figure,
     inter_purchase_figure,

@@ -229,7 +229,8 @@ def test_segment_export_downloads_its_customers_and_scores_as_csv(
     assert response["Content-Disposition"] == (
         f'attachment; filename="patron-run{run.pk}-rfm-lost.csv"'
     )
-    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8"))))
+    assert response.content.startswith("\ufeff".encode())  # Excel then reads it as UTF-8
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert [
         (
             row["external_id"],

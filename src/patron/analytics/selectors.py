@@ -500,6 +500,38 @@ def kpi_figures(start: dt.date, end: dt.date) -> KpiFigures:
     return KpiFigures.from_json(kpi_rows_to_json(table)[0])
 
 
+@dataclass(frozen=True)
+class GapBucket:
+    """How many inter-purchase gaps of a period fell into one range of days."""
+
+    label: str
+    gaps: int
+    share: float | None
+
+
+def inter_purchase_buckets(start: dt.date, end: dt.date) -> list[GapBucket]:
+    """The gaps between consecutive orders whose later order falls in ``start``–``end``, by
+    range of days (engine.kpis.inter_purchase_distribution), computed now from the store."""
+    table = kpis.inter_purchase_distribution(order_lines_frame(as_of=end), start, end)
+    return [
+        GapBucket(
+            label=str(row["bucket"]),
+            gaps=int(row["gaps"] or 0),
+            share=None if row["share"] is None else float(row["share"]),
+        )
+        for row in table.iter_rows(named=True)
+    ]
+
+
+def successful_runs(limit: int) -> list[AnalysisRun]:
+    """The latest ``limit`` successful runs, newest first."""
+    return list(
+        AnalysisRun.objects.filter(status=AnalysisRunStatusChoices.SUCCEEDED).order_by(
+            "-started_at", "-id"
+        )[:limit]
+    )
+
+
 def kpi_trend(run: AnalysisRun) -> list[KpiFigures]:
     """The monthly KPI trend kept with ``run`` (up to 24 months to its as-of day), oldest first."""
     return [KpiFigures.from_json(row) for row in run.results.get("kpi_trend", [])]

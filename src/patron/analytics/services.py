@@ -428,7 +428,9 @@ def export_segment(
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
-        frame.write_csv(path)
+        # The byte-order mark makes Excel read the file as UTF-8: without it Chinese names are
+        # garbled on a Chinese Windows, which guesses GBK.
+        frame.write_csv(path, include_bom=True)
     else:
         frame.write_parquet(path)
     return SegmentExport(path=path, run_id=run.pk, by=by, segment=code, customers=frame.height)

@@ -18,7 +18,13 @@ import plotly.graph_objects as go
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
-from patron.analytics.selectors import CohortRow, KpiFigures, SegmentMigration, SegmentSummary
+from patron.analytics.selectors import (
+    CohortRow,
+    GapBucket,
+    KpiFigures,
+    SegmentMigration,
+    SegmentSummary,
+)
 from patron.core.money import round_for_currency
 from patron.web.charts import BLUE, FONT, GREEN, figure_dict
 from patron.web.formatting import (
@@ -471,15 +477,6 @@ def order_value_trend_figure(trend: Sequence[KpiFigures], currency: str) -> dict
         )
     )
     return figure_dict(figure)
-
-
-@dataclass(frozen=True)
-class GapBucket:
-    """How many inter-purchase gaps of a period fell into one range of days."""
-
-    label: str
-    gaps: int
-    share: float | None
 
 
 def inter_purchase_figure(buckets: Sequence[GapBucket]) -> dict[str, Any]:

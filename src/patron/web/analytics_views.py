@@ -21,7 +21,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from patron.analytics import services
-from patron.analytics.choices import AnalysisRunStatusChoices, SegmentationChoices
+from patron.analytics.choices import SegmentationChoices
 from patron.analytics.models import AnalysisRun
 from patron.analytics.selectors import (
     KpiFigures,
@@ -29,19 +29,19 @@ from patron.analytics.selectors import (
     UnknownSegmentError,
     cohort_rows,
     get_run,
+    inter_purchase_buckets,
     kpi_figures,
     kpi_trend,
     latest_run,
-    order_lines_frame,
     resolve_segment,
     segment_codes,
     segment_customers,
     segment_migration,
     segment_summary,
+    successful_runs,
 )
 from patron.core.choices import ChannelChoices
 from patron.core.money import default_currency
-from patron.engine import kpis
 from patron.web import analytics_charts as charts
 from patron.web.formatting import (
     format_count,
@@ -361,23 +361,6 @@ def _days(value: float | None, template: str) -> str:
     return template % {"days": format_number(value, 1)}
 
 
-def _inter_purchase_buckets(start: dt.date, end: dt.date) -> list[charts.GapBucket]:
-    """The period's inter-purchase gaps by range of days (engine.kpis, live from the store).
-
-    Belongs in ``patron.analytics.selectors`` beside ``kpi_figures``; kept here until it is
-    there.
-    """
-    table = kpis.inter_purchase_distribution(order_lines_frame(as_of=end), start, end)
-    return [
-        charts.GapBucket(
-            label=str(row["bucket"]),
-            gaps=int(row["gaps"] or 0),
-            share=None if row["share"] is None else float(row["share"]),
-        )
-        for row in table.iter_rows(named=True)
-    ]
-
-
 @staff_required
 def kpi_page(request: HttpRequest) -> HttpResponse:
     """Loyalty KPIs of a chosen period (default: the 30 days to the latest run's as-of day)
@@ -411,7 +394,7 @@ def kpi_page(request: HttpRequest) -> HttpResponse:
     previous_start = previous_end - dt.timedelta(days=days - 1)
     now = kpi_figures(start, end)
     before = kpi_figures(previous_start, previous_end)
-    buckets = _inter_purchase_buckets(start, end)
+    buckets = inter_purchase_buckets(start, end)
     context.update(
         {
             "start": start,
@@ -429,19 +412,6 @@ def kpi_page(request: HttpRequest) -> HttpResponse:
 
 
 # --- segment migration -----------------------------------------------------------------
-
-
-def _successful_runs() -> list[AnalysisRun]:
-    """The latest successful runs, newest first (for the run pickers).
-
-    Belongs in ``patron.analytics.selectors`` beside ``latest_run``; kept here until it is
-    there.
-    """
-    return list(
-        AnalysisRun.objects.filter(status=AnalysisRunStatusChoices.SUCCEEDED).order_by(
-            "-started_at", "-id"
-        )[:RUNS_OFFERED]
-    )
 
 
 @dataclass(frozen=True)
@@ -491,7 +461,7 @@ def migration(request: HttpRequest) -> HttpResponse:
     """How customers moved between the segments of two runs (default: the latest two, the
     earlier as-of day on the left): a Sankey diagram and the matrix."""
     by = _segmentation(request.GET.get("by"))
-    runs = _successful_runs()
+    runs = successful_runs(RUNS_OFFERED)
     context: dict[str, Any] = {
         "runs": runs,
         "by": by,
