@@ -30,7 +30,7 @@ names to array-likes; it is turned into float64 numpy arrays once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import narwhals as nw
 import numpy as np
@@ -230,7 +230,7 @@ class LikelihoodModel:
             raise EngineInputError(f"{self.model_name}: initial parameters must be positive")
         return np.array(values, dtype=np.float64)
 
-    def fit(self, data: Any) -> LikelihoodModel:
+    def fit(self, data: Any) -> Self:
         """Maximise the likelihood of ``data``; returns ``self`` with the learned attributes.
 
         The columns are checked before anything is fitted. The objective is the mean negative
