@@ -13,14 +13,16 @@ from patron.analytics.models import AnalysisRun, CustomerAnalysis
 from patron.analytics.selectors import (
     UnknownSegmentError,
     cohort_rows,
+    inter_purchase_buckets,
     kpi_figures,
     order_lines_frame,
     resolve_segment,
     segment_customers,
     segment_migration,
     segment_summary,
+    successful_runs,
 )
-from patron.analytics.services import run_analysis
+from patron.analytics.services import AnalysisError, run_analysis
 from patron.customers.models import Customer
 from patron.demo.generator import DemoWorld
 from patron.orders.models import Order, Refund
@@ -290,3 +292,48 @@ def test_kpi_figures_of_a_period_match_the_orders(demo_store: DemoWorld) -> None
 def test_kpi_figures_refuse_a_period_ending_before_it_starts(db: None) -> None:
     with pytest.raises(ValueError, match="start 2025-03-02 is after end 2025-03-01"):
         kpi_figures(dt.date(2025, 3, 2), dt.date(2025, 3, 1))
+
+
+def test_inter_purchase_buckets_count_the_gaps_ending_in_the_period(demo_store: DemoWorld) -> None:
+    # given the gaps between consecutive counted orders whose later order is in the period,
+    # read with plain SQL and put into the day ranges by hand
+    start, end = dt.date(2025, 1, 1), dt.date(2025, 5, 31)
+    ranges = [(0, 7), (8, 14), (15, 30), (31, 60), (61, 90), (91, 180), (181, 365), (366, None)]
+    counts = [0] * len(ranges)
+    for customer in store_customers(end).values():
+        for earlier, later in zip(customer.order_days, customer.order_days[1:], strict=False):
+            if start <= later <= end:
+                gap = (later - earlier).days
+                index = next(
+                    i
+                    for i, (low, high) in enumerate(ranges)
+                    if gap >= low and (high is None or gap <= high)
+                )
+                counts[index] += 1
+    # when the buckets are read
+    buckets = inter_purchase_buckets(start, end)
+    # then they hold those counts and shares, in the order of the ranges
+    assert sum(counts) > 0
+    assert [bucket.gaps for bucket in buckets] == counts
+    assert [bucket.share for bucket in buckets] == pytest.approx([n / sum(counts) for n in counts])
+    assert [bucket.label for bucket in buckets] == [
+        "0-7",
+        "8-14",
+        "15-30",
+        "31-60",
+        "61-90",
+        "91-180",
+        "181-365",
+        ">365",
+    ]
+
+
+def test_successful_runs_are_the_newest_succeeded_ones(demo_store: DemoWorld) -> None:
+    # given two successful runs and a failed one
+    first = run_analysis(as_of=dt.date(2025, 3, 1))
+    second = run_analysis(as_of=AS_OF)
+    with pytest.raises(AnalysisError):
+        run_analysis(as_of=AS_OF, ahp_matrix=[[1, 9], [1 / 9, 1]])
+    # when the runs are listed, then only the successful ones come, newest first, up to the limit
+    assert successful_runs(5) == [second, first]
+    assert successful_runs(1) == [second]
