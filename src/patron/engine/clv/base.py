@@ -20,7 +20,7 @@ A model subclasses :class:`LikelihoodModel` and declares
 the log-likelihood with L-BFGS-B over the logarithms of the parameters (so they stay
 positive, and the optimiser sees a better-conditioned surface), and sets ``params_``,
 ``log_likelihood_``, ``params_se_`` (from the inverse Hessian of the negative
-log-likelihood, the Hessian taken by central differences of the analytic gradient) and
+log-likelihood, the Hessian taken by forward differences of the analytic gradient) and
 ``n_customers_``. Prediction methods read fitted values through :meth:`fitted_params`.
 
 ``data`` is any dataframe Narwhals reads (Polars, pandas, PySpark ...) or a mapping of column
@@ -263,43 +263,43 @@ class LikelihoodModel:
             bounds=bounds,
             options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-9},
         )
-        _, final_gradient = objective(result.x)
-        if not result.success and float(np.max(np.abs(final_gradient))) > GRADIENT_TOLERANCE:
+        params = np.exp(result.x)
+        terms, gradient = self._log_likelihood_terms(params, columns)
+        total_gradient = gradient.sum(axis=1)
+        # The objective's gradient at the end, in log-parameters: -mean gradient * params.
+        final_gradient = (-total_gradient / count + 2.0 * self.penalizer * params) * params
+        at_bound = np.abs(result.x) >= LOG_PARAMETER_BOUND
+        projected = np.where(at_bound, 0.0, final_gradient)
+        if not result.success and float(np.max(np.abs(projected))) > GRADIENT_TOLERANCE:
             raise ModelFitError(
                 f"{self.model_name}: the optimiser stopped without an optimum ({result.message})"
             )
-        params = np.exp(result.x)
-        terms, _ = self._log_likelihood_terms(params, columns)
         self.params_ = dict(zip(self.parameter_names, map(float, params), strict=True))
         self.log_likelihood_ = float(terms.sum())
-        self.params_se_ = dict(
-            zip(
-                self.parameter_names,
-                map(float, self._standard_errors(params, columns)),
-                strict=True,
-            )
-        )
+        standard_errors = self._standard_errors(params, columns, total_gradient)
+        self.params_se_ = dict(zip(self.parameter_names, map(float, standard_errors), strict=True))
         self.n_customers_ = count
         return self
 
-    def _standard_errors(self, params: FloatArray, columns: Columns) -> FloatArray:
+    def _standard_errors(
+        self, params: FloatArray, columns: Columns, gradient: FloatArray
+    ) -> FloatArray:
         """Square roots of the diagonal of the inverse observed information at ``params``.
 
-        The Hessian of the total negative log-likelihood is taken by central differences of
-        the analytic gradient (relative steps), then symmetrised. NaN where the Hessian is
-        not positive definite (a parameter at a bound, a flat likelihood).
+        The Hessian of the total log-likelihood is taken by forward differences of the
+        analytic gradient (``gradient`` is the total gradient at ``params``; relative steps of
+        1e-6 leave a relative error of about that size, far below the standard errors' own
+        uncertainty), then symmetrised. NaN where the Hessian is not negative definite (a
+        parameter at a bound, a flat likelihood).
         """
         size = len(params)
         hessian = np.empty((size, size))
         for index in range(size):
-            step = 1e-5 * params[index]
-            upper = params.copy()
-            lower = params.copy()
-            upper[index] += step
-            lower[index] -= step
-            gradient_up = -self._log_likelihood_terms(upper, columns)[1].sum(axis=1)
-            gradient_down = -self._log_likelihood_terms(lower, columns)[1].sum(axis=1)
-            hessian[index] = (gradient_up - gradient_down) / (2.0 * step)
+            step = 1e-6 * params[index]
+            shifted = params.copy()
+            shifted[index] += step
+            shifted_gradient = self._log_likelihood_terms(shifted, columns)[1].sum(axis=1)
+            hessian[index] = -(shifted_gradient - gradient) / step
         hessian = (hessian + hessian.T) / 2.0
         try:
             covariance = np.linalg.inv(hessian)

@@ -58,40 +58,45 @@ class BetaGeoModel(LikelihoodModel):
     ) -> tuple[FloatArray, FloatArray]:
         r, alpha, a, b = params
         x, t_x, big_t = columns["frequency"], columns["recency"], columns["T"]
-        has_repeat = x > 0
-        # The second term exists only for x > 0; x_repeat keeps its arguments valid elsewhere.
-        x_repeat = np.where(has_repeat, x, 1.0)
         log_alpha_t = np.log(alpha + big_t)
         log_alpha_tx = np.log(alpha + t_x)
-        beta_ab = betaln(a, b)
-        term_end = betaln(a, b + x) - beta_ab - (r + x) * log_alpha_t
-        term_dropout = np.where(
-            has_repeat,
-            betaln(a + 1.0, b + x_repeat - 1.0) - beta_ab - (r + x) * log_alpha_tx,
+        # Eq. 6 factored as (first term) * (1 + second / first). The ratio of the two terms is
+        # a / (b + x - 1) * ((alpha + T) / (alpha + t_x))^(r + x), since
+        # B(a + 1, b + x - 1) / B(a, b + x) = a / (b + x - 1); it exists only for x > 0.
+        # np.maximum keeps b + x - 1 positive where x = 0 (those rows get -inf below).
+        b_x_less_one = b + np.maximum(x, 1.0) - 1.0
+        log_ratio = np.where(
+            x > 0,
+            np.log(a) - np.log(b_x_less_one) + (r + x) * (log_alpha_t - log_alpha_tx),
             -np.inf,
         )
-        joint = np.logaddexp(term_end, term_dropout)
-        terms = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + joint
-        # Weights of the two terms in their sum (the softmax of log-sum-exp).
-        weight_end = np.exp(term_end - joint)
-        weight_dropout = np.exp(term_dropout - joint)
+        log_beta_bx = gammaln(a) + gammaln(b + x) - gammaln(a + b + x) - betaln(a, b)
+        terms = (
+            gammaln(r + x)
+            - gammaln(r)
+            + r * np.log(alpha)
+            + log_beta_bx
+            - (r + x) * log_alpha_t
+            + np.logaddexp(0.0, log_ratio)
+        )
+        # Share of the second term in the sum: d log(1 + e^u) / du.
+        share = expit(log_ratio)
         psi_ab = digamma(a + b)
         psi_abx = digamma(a + b + x)
         d_r = (
             digamma(r + x)
             - digamma(r)
             + np.log(alpha)
-            - weight_end * log_alpha_t
-            - weight_dropout * log_alpha_tx
+            - log_alpha_t
+            + share * (log_alpha_t - log_alpha_tx)
         )
-        d_alpha = r / alpha - (r + x) * (
-            weight_end / (alpha + big_t) + weight_dropout / (alpha + t_x)
+        d_alpha = (
+            r / alpha
+            - (r + x) / (alpha + big_t)
+            + share * (r + x) * (1.0 / (alpha + big_t) - 1.0 / (alpha + t_x))
         )
-        d_a = psi_ab - psi_abx + weight_dropout / a
-        psi_b = digamma(b)
-        d_b = weight_end * (digamma(b + x) - psi_abx - psi_b + psi_ab) + weight_dropout * np.where(
-            has_repeat, digamma(b + x_repeat - 1.0) - psi_abx - psi_b + psi_ab, 0.0
-        )
+        d_a = psi_ab - psi_abx + share / a
+        d_b = digamma(b + x) - psi_abx - digamma(b) + psi_ab - share / b_x_less_one
         return terms, np.stack([d_r, d_alpha, d_a, d_b])
 
     def p_alive(self, data: Any) -> FloatArray:
@@ -99,7 +104,7 @@ class BetaGeoModel(LikelihoodModel):
 
         .. math::
 
-            P(\text{alive}) = \Big/ \left(1 + \delta_{x > 0} \frac{a}{b + x - 1}
+            P(\text{alive}) = 1 \Big/ \left(1 + \delta_{x > 0} \frac{a}{b + x - 1}
                 \left(\frac{\alpha + T}{\alpha + t_x}\right)^{r + x}\right)
 
         1 for customers without a repeat purchase (BG/NBD lets a customer drop out only
