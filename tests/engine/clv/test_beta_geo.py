@@ -292,3 +292,41 @@ def test_predictions_need_a_fit() -> None:
     # given an unfitted model / when / then predicting says so
     with pytest.raises(ModelNotFittedError, match="not fitted"):
         BetaGeoModel().p_alive({"frequency": [1.0], "recency": [1.0], "T": [2.0]})
+
+
+def test_penalizer_moves_the_optimum_to_where_the_penalty_balances_the_likelihood(
+    shared_data: Path,
+) -> None:
+    # given the CDNOW summary and an L2 penalty
+    summary = cdnow_summary(shared_data)
+    penalizer = 0.01
+
+    # when the model is fitted with it
+    model = BetaGeoModel(penalizer=penalizer).fit(summary)
+    params = model.fitted_params()
+    _, gradient = model.log_likelihood_gradient(params, summary)
+
+    # then it is stationary for mean(-LL) + penalizer * sum(params^2): LL' = 2 n penalizer params
+    assert gradient == pytest.approx(2 * 2357 * penalizer * params, rel=1e-3, abs=1e-2)
+    assert model.params_["alpha"] < 4.414
+
+
+def test_any_dataframe_kind_gives_the_same_fit(shared_data: Path) -> None:
+    # given the CDNOW summary as a lazy Polars frame, a pandas frame and plain lists
+    summary = cdnow_summary(shared_data)
+    as_lists = {column: summary[column].to_list() for column in ("frequency", "recency", "T")}
+
+    # when each is fitted
+    fits = [
+        BetaGeoModel().fit(data).params_ for data in (summary.lazy(), summary.to_pandas(), as_lists)
+    ]
+
+    # then the parameters are the same
+    assert fits[0] == fits[1] == fits[2]
+
+
+def test_unknown_initial_parameters_are_refused() -> None:
+    # given a misspelt starting value / when / then fitting names the model's parameters
+    data = {"frequency": [1.0], "recency": [1.0], "T": [2.0]}
+    with pytest.raises(EngineInputError, match="unknown initial parameter"):
+        BetaGeoModel(initial_params={"beta": 1.0}).fit(data)
