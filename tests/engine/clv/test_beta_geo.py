@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from patron.engine.clv.base import ModelNotFittedError
+from patron.engine.clv.base import ModelNotFittedError, distinct_rows
 from patron.engine.clv.beta_geo import BetaGeoModel
 from patron.engine.frames import EngineInputError
 from tests.engine.clv.data import (
@@ -330,3 +330,21 @@ def test_unknown_initial_parameters_are_refused() -> None:
     data = {"frequency": [1.0], "recency": [1.0], "T": [2.0]}
     with pytest.raises(EngineInputError, match="unknown initial parameter"):
         BetaGeoModel(initial_params={"beta": 1.0}).fit(data)
+
+
+def test_identical_customers_are_evaluated_once_with_their_count() -> None:
+    # given five customers, three of them alike
+    columns = {
+        "frequency": np.array([0.0, 2.0, 0.0, 0.0, 1.0]),
+        "recency": np.array([0.0, 3.0, 0.0, 0.0, 1.0]),
+        "T": np.array([5.0, 5.0, 5.0, 5.0, 4.0]),
+    }
+
+    # when the distinct rows are taken
+    distinct, weights = distinct_rows(columns)
+
+    # then each distinct customer appears once, weighted by how often it occurs
+    rows = sorted(
+        zip(distinct["frequency"], distinct["recency"], distinct["T"], weights, strict=True)
+    )
+    assert rows == [(0.0, 0.0, 5.0, 3.0), (1.0, 1.0, 4.0, 1.0), (2.0, 3.0, 5.0, 1.0)]

@@ -131,6 +131,34 @@ def check_positive_where(
         raise EngineInputError(f"{what}: column {column} is zero or negative in {bad} row(s)")
 
 
+DISTINCT_SHARE = 0.7
+"""Rows are collapsed for the fit only when at most this share of them is distinct."""
+
+
+def distinct_rows(columns: Columns) -> tuple[Columns, FloatArray]:
+    """The distinct rows of ``columns`` and how many times each occurs.
+
+    Customer summaries in whole days repeat a lot (every one-off buyer of a day has the same
+    ``frequency, recency, T``), so the likelihood is evaluated once per distinct row and
+    weighted by its count. Where most rows are distinct the columns are returned as they are,
+    with weights of one, and the sort is the only cost.
+    """
+    names = list(columns)
+    stacked = np.column_stack([columns[name] for name in names])
+    order = np.lexsort(stacked.T[::-1])
+    ordered = stacked[order]
+    is_start = np.ones(len(ordered), dtype=bool)
+    is_start[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    starts = np.flatnonzero(is_start)
+    if len(starts) > DISTINCT_SHARE * len(ordered):
+        return columns, np.ones(len(ordered), dtype=np.float64)
+    weights = np.diff(np.append(starts, len(ordered))).astype(np.float64)
+    distinct = {
+        name: np.ascontiguousarray(ordered[starts, index]) for index, name in enumerate(names)
+    }
+    return distinct, weights
+
+
 def horizon(t: Any, what: str) -> FloatArray:
     """A forecast horizon (scalar or array, in the model's time unit) as float64, not negative."""
     values = np.asarray(t, dtype=np.float64)
@@ -236,17 +264,21 @@ class LikelihoodModel:
         The columns are checked before anything is fitted. The objective is the mean negative
         log-likelihood per customer plus the penalty, minimised by L-BFGS-B over
         ``log(params)`` with the analytic gradient (chain rule: ``d/d log p = p d/dp``).
+        Customers with identical columns are evaluated once, weighted by their number
+        (:func:`distinct_rows`); the standard errors use every row.
         """
         columns = self.columns(data)
         count = len(next(iter(columns.values())))
         if count == 0:
             raise EngineInputError(f"{self.model_name}: no customers to fit")
 
+        distinct, weights = distinct_rows(columns)
+
         def objective(log_params: FloatArray) -> tuple[float, FloatArray]:
             params = np.exp(log_params)
-            terms, gradient = self._log_likelihood_terms(params, columns)
-            value = -terms.sum() / count + self.penalizer * float(np.sum(params**2))
-            grad = -gradient.sum(axis=1) / count + 2.0 * self.penalizer * params
+            terms, gradient = self._log_likelihood_terms(params, distinct)
+            value = -float(terms @ weights) / count + self.penalizer * float(np.sum(params**2))
+            grad = -(gradient @ weights) / count + 2.0 * self.penalizer * params
             if not np.isfinite(value):
                 # A trial point out where the likelihood underflows: tell the line search to
                 # step back rather than letting NaN into the L-BFGS memory.
@@ -264,8 +296,8 @@ class LikelihoodModel:
             options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-9},
         )
         params = np.exp(result.x)
-        terms, gradient = self._log_likelihood_terms(params, columns)
-        total_gradient = gradient.sum(axis=1)
+        terms, gradient = self._log_likelihood_terms(params, distinct)
+        total_gradient = gradient @ weights
         # The objective's gradient at the end, in log-parameters: -mean gradient * params.
         final_gradient = (-total_gradient / count + 2.0 * self.penalizer * params) * params
         at_bound = np.abs(result.x) >= LOG_PARAMETER_BOUND
@@ -275,7 +307,7 @@ class LikelihoodModel:
                 f"{self.model_name}: the optimiser stopped without an optimum ({result.message})"
             )
         self.params_ = dict(zip(self.parameter_names, map(float, params), strict=True))
-        self.log_likelihood_ = float(terms.sum())
+        self.log_likelihood_ = float(terms @ weights)
         standard_errors = self._standard_errors(params, columns, total_gradient)
         self.params_se_ = dict(zip(self.parameter_names, map(float, standard_errors), strict=True))
         self.n_customers_ = count
