@@ -71,7 +71,7 @@ def test_cdnow_fit_matches_btydplus(shared_data: Path) -> None:
         "a": 0.891,
         "b": 1.614,
     }
-    assert round(model.log_likelihood_, 1) == -9582.1
+    assert -9582.4 < model.log_likelihood_ < -9582.0
     assert all(np.isfinite(value) and value > 0 for value in model.params_se_.values())
 
 
