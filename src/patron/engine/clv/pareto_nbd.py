@@ -31,12 +31,10 @@ of the series over a wide grid of ``P, Q, z``). So
 
 (``alpha >= beta``; mirrored otherwise), kept in logs, and the bracket above is a log-sum-exp.
 
-The gradient of the ``log Gamma`` and power terms is analytic (digamma); the gradient of the
-log of the bracket, whose derivatives in ``r`` and ``s`` are derivatives of a 2F1 in its
-parameters (no closed form in scipy), is taken by central differences with relative step
-``eps**(1/3)`` of the vectorised bracket, about 1e-10 relative (checked in the tests). That is
-ample for the optimiser but too noisy to difference once more, so the standard errors come
-from a Hessian of second differences of the log-likelihood itself (accurate to ~1e-12).
+The gradient is analytic: digamma for the ``log Gamma`` terms, and for the bracket the
+derivatives of the 2F1 in its parameters and argument, summed term by term in the same series
+(by central differences of the quadrature on the rare rows the series cannot sum). It is
+checked against differences of a quadrature of the likelihood in the tests.
 """
 
 from __future__ import annotations
@@ -44,6 +42,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import digamma, gammaln, logsumexp
 
 from patron.engine.clv.base import (
@@ -53,12 +52,6 @@ from patron.engine.clv.base import (
     check_recency_within_T,
     horizon,
 )
-
-DIFFERENCE_STEP = float(np.finfo(np.float64).eps ** (1.0 / 3.0))
-"""Relative step of the central differences of the bracket (balances truncation and rounding)."""
-
-HESSIAN_STEP = 1e-4
-"""Relative step of the second differences of the log-likelihood for the standard errors."""
 
 SERIES_TERMS = 256
 """Most terms of the 2F1 series; rows not converged by then are integrated instead."""
@@ -105,77 +98,149 @@ def _log_hyp2f1_by_quadrature(b: FloatArray, c: FloatArray, z: FloatArray) -> Fl
     return result
 
 
-def _log_hyp2f1_unit(b: FloatArray, c: FloatArray, z: FloatArray) -> FloatArray:
-    """``log 2F1(1, b; c; z)`` for ``0 < b < c``, ``c > 1``, ``0 <= z < 1`` (positive terms).
+def _log_hyp2f1_by_quadrature_with_derivatives(
+    b: FloatArray, c: FloatArray, z: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`_log_hyp2f1_by_quadrature` and its derivatives in ``b, c, z`` by central differences.
 
-    The series ``sum (b)_n/(c)_n z^n`` where it converges fast, quadrature for the rest.
+    Only for the rows the series cannot sum (``z`` near 1 with ``b`` near ``c``), rare at
+    sensible parameters; the quadrature's ~1e-12 noise leaves the derivatives ~1e-7 relative.
+    """
+    value = _log_hyp2f1_by_quadrature(b, c, z)
+    derivatives = np.empty((3, b.shape[0]))
+    room = c - b
+    steps = (1e-5 * np.minimum(b, room), 1e-5 * np.minimum(c, room), 1e-5 * np.minimum(z, 1.0 - z))
+    for index, step in enumerate(steps):
+        shifted = [b, c, z]
+        shifted[index] = shifted[index] + step
+        upper = _log_hyp2f1_by_quadrature(*shifted)
+        shifted[index] = shifted[index] - 2.0 * step
+        lower = _log_hyp2f1_by_quadrature(*shifted)
+        derivatives[index] = (upper - lower) / (2.0 * step)
+    return value, derivatives
+
+
+def _log_hyp2f1_unit(b: FloatArray, c: FloatArray, z: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``log 2F1(1, b; c; z)`` and its derivatives in ``(b, c, z)`` (shape ``(3, n)``).
+
+    For ``0 < b < c``, ``c > 1``, ``0 <= z < 1``. The series ``sum t_n``,
+    ``t_n = (b)_n/(c)_n z^n``, with ``dt_n/db = t_n sum_{k<n} 1/(b+k)``,
+    ``dt_n/dc = -t_n sum_{k<n} 1/(c+k)`` and ``dt_n/dz = n t_n / z``, summed in the same loop
+    where it converges fast; quadrature for the rest. The stop bounds the tails of all four
+    sums (each term at most ``z`` times the one before, times a slowly growing weight).
     """
     total = np.ones_like(b)
     term = np.ones_like(b)
+    slope_b = np.zeros_like(b)
+    slope_c = np.zeros_like(b)
+    slope_z = np.zeros_like(b)
+    harmonic_b = np.zeros_like(b)
+    harmonic_c = np.zeros_like(b)
     with np.errstate(divide="ignore"):
         tail_factor = z / (1.0 - z)
+        weight_bound = 1.0 / (1.0 - z)
+
+    def converged(count: int) -> npt.NDArray[np.bool_]:
+        weight = count + 1.0 + harmonic_b + harmonic_c + weight_bound
+        result: npt.NDArray[np.bool_] = term * tail_factor * weight <= SERIES_TOLERANCE * total
+        return result
+
+    count = 0
     for index in range(SERIES_TERMS):
-        term = term * (b + index) / (c + index) * z
+        count = index
+        ratio = (b + index) / (c + index)
+        slope_z += (index + 1.0) * term * ratio
+        harmonic_b += 1.0 / (b + index)
+        harmonic_c += 1.0 / (c + index)
+        term = term * ratio * z
         total += term
-        if index % 8 == 7 and np.all(term * tail_factor <= SERIES_TOLERANCE * total):
+        slope_b += term * harmonic_b
+        slope_c -= term * harmonic_c
+        if index % 8 == 7 and np.all(converged(index)):
             break
-    result: FloatArray = np.log(total)
-    slow = ~(term * tail_factor <= SERIES_TOLERANCE * total)
+    value: FloatArray = np.log(total)
+    derivatives = np.stack([slope_b, slope_c, slope_z]) / total
+    slow = ~converged(count)
     if np.any(slow):
-        result[slow] = _log_hyp2f1_by_quadrature(b[slow], c[slow], z[slow])
-    return result
+        value[slow], derivatives[:, slow] = _log_hyp2f1_by_quadrature_with_derivatives(
+            b[slow], c[slow], z[slow]
+        )
+    return value, derivatives
 
 
 def _log_tail_integral(
-    power_alpha: FloatArray | float,
-    power_beta: FloatArray | float,
-    alpha: float,
-    beta: float,
-    start: FloatArray,
-) -> FloatArray:
-    """``log`` of ``integral from start to infinity of (alpha+t)^-P (beta+t)^-Q dt``.
+    r: float, alpha: float, s: float, beta: float, x: FloatArray, start: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """``log I(start)`` and its gradient in ``(r, alpha, s, beta)`` (shape ``(4, n)``).
 
-    ``P = power_alpha``, ``Q = power_beta``, ``P + Q > 1``. Closed form through the Euler-
-    transformed 2F1 (module docstring), which stays finite for ``P`` in the thousands.
+    ``I(y) = integral from y to infinity of (alpha+t)^-P (beta+t)^-Q dt`` with ``P = r+x``,
+    ``Q = s+1``: ``(alpha+y)^-P (beta+y)^(1-Q) 2F1(1, P; P+Q; z) / (P+Q-1)``,
+    ``z = (alpha-beta)/(alpha+y)``, when ``alpha >= beta``; mirrored otherwise (module
+    docstring). Finite for ``P`` in the thousands.
     """
-    power_alpha, power_beta, start = np.broadcast_arrays(
-        np.asarray(power_alpha, dtype=np.float64),
-        np.asarray(power_beta, dtype=np.float64),
-        np.asarray(start, dtype=np.float64),
-    )
+    power_alpha = r + x
+    power_beta = s + 1.0
     total = power_alpha + power_beta
+    gradient = np.empty((4, x.shape[0]))
+    log_alpha_start = np.log(alpha + start)
+    log_beta_start = np.log(beta + start)
     if alpha >= beta:
         z = (alpha - beta) / (alpha + start)
-        log_series = _log_hyp2f1_unit(power_alpha, total, z)
-        log_powers = -power_alpha * np.log(alpha + start) + (1.0 - power_beta) * np.log(
-            beta + start
+        log_series, (slope_b, slope_c, slope_z) = _log_hyp2f1_unit(power_alpha, total, z)
+        log_powers = -power_alpha * log_alpha_start + (1.0 - power_beta) * log_beta_start
+        gradient[0] = -log_alpha_start + slope_b + slope_c
+        gradient[1] = (
+            -power_alpha / (alpha + start) + slope_z * (beta + start) / (alpha + start) ** 2
         )
+        gradient[2] = -log_beta_start + slope_c
+        gradient[3] = (1.0 - power_beta) / (beta + start) - slope_z / (alpha + start)
     else:
         z = (beta - alpha) / (beta + start)
-        log_series = _log_hyp2f1_unit(power_beta, total, z)
-        log_powers = -power_beta * np.log(beta + start) + (1.0 - power_alpha) * np.log(
-            alpha + start
+        log_series, (slope_b, slope_c, slope_z) = _log_hyp2f1_unit(
+            np.full_like(x, power_beta), total, z
         )
-    result: FloatArray = log_powers - np.log(total - 1.0) + log_series
-    return result
+        log_powers = -power_beta * log_beta_start + (1.0 - power_alpha) * log_alpha_start
+        gradient[0] = -log_alpha_start + slope_c
+        gradient[1] = (1.0 - power_alpha) / (alpha + start) - slope_z / (beta + start)
+        gradient[2] = -log_beta_start + slope_b + slope_c
+        gradient[3] = -power_beta / (beta + start) + slope_z * (alpha + start) / (beta + start) ** 2
+    # d/dr and d/ds of -log(P + Q - 1).
+    gradient[0] -= 1.0 / (total - 1.0)
+    gradient[2] -= 1.0 / (total - 1.0)
+    value: FloatArray = log_powers - np.log(total - 1.0) + log_series
+    return value, gradient
 
 
-def _log_bracket(params: FloatArray, columns: Columns) -> FloatArray:
-    """``log[(alpha+T)^-(r+x) (beta+T)^-s + s (I(t_x) - I(T))]`` per customer."""
+def _log_bracket(params: FloatArray, columns: Columns) -> tuple[FloatArray, FloatArray]:
+    """``log[(alpha+T)^-(r+x) (beta+T)^-s + s (I(t_x) - I(T))]`` per customer, and its
+    gradient in ``(r, alpha, s, beta)`` (shape ``(4, n)``)."""
     r, alpha, s, beta = (float(value) for value in params)
     x, t_x, T = columns["frequency"], columns["recency"], columns["T"]
     log_alive_to_end = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-    log_tail_last = _log_tail_integral(r + x, s + 1.0, alpha, beta, t_x)
-    log_tail_end = _log_tail_integral(r + x, s + 1.0, alpha, beta, T)
-    with np.errstate(divide="ignore"):
-        # t_x = T gives an empty integral: log 0 = -inf, which logaddexp absorbs.
-        log_died_between = (
-            np.log(s)
-            + log_tail_last
-            + np.log(-np.expm1(np.minimum(log_tail_end - log_tail_last, 0.0)))
-        )
-    result: FloatArray = np.logaddexp(log_alive_to_end, log_died_between)
-    return result
+    log_tail_last, gradient_last = _log_tail_integral(r, alpha, s, beta, x, t_x)
+    log_tail_end, gradient_end = _log_tail_integral(r, alpha, s, beta, x, T)
+    end_share = np.exp(np.minimum(log_tail_end - log_tail_last, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # t_x = T gives an empty integral: log 0 = -inf, which logaddexp absorbs, and a
+        # weight of 0 for its gradient (set below instead of 0 * nan).
+        log_died_between = np.log(s) + log_tail_last + np.log(-np.expm1(np.log(end_share)))
+        gradient_died = (gradient_last - end_share * gradient_end) / (1.0 - end_share)
+    gradient_died[2] += 1.0 / s
+    log_bracket: FloatArray = np.logaddexp(log_alive_to_end, log_died_between)
+    alive_weight = np.exp(log_alive_to_end - log_bracket)
+    died_weight = np.exp(log_died_between - log_bracket)
+    gradient_alive = np.stack(
+        [
+            -np.log(alpha + T),
+            -(r + x) / (alpha + T),
+            -np.log(beta + T),
+            -s / (beta + T),
+        ]
+    )
+    gradient = alive_weight * gradient_alive + died_weight * np.where(
+        died_weight > 0, gradient_died, 0.0
+    )
+    return log_bracket, gradient
 
 
 def _log_alive_share(params: FloatArray, columns: Columns) -> FloatArray:
@@ -183,7 +248,7 @@ def _log_alive_share(params: FloatArray, columns: Columns) -> FloatArray:
     r, alpha, s, beta = (float(value) for value in params)
     x, T = columns["frequency"], columns["T"]
     log_alive_to_end = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-    result: FloatArray = log_alive_to_end - _log_bracket(params, columns)
+    result: FloatArray = log_alive_to_end - _log_bracket(params, columns)[0]
     return result
 
 
@@ -217,83 +282,20 @@ class ParetoNBDModel(LikelihoodModel):
     def _log_likelihood_terms(
         self, params: FloatArray, columns: Columns
     ) -> tuple[FloatArray, FloatArray]:
-        """Each customer's log-likelihood and its gradient in ``(r, alpha, s, beta)``.
+        """Each customer's log-likelihood and its analytic gradient in ``(r, alpha, s, beta)``.
 
-        The ``log Gamma`` and ``log alpha^r beta^s`` terms are differentiated analytically; the
-        log of the bracket by central differences (module docstring).
+        ``log Gamma(r+x) - log Gamma(r) + r log alpha + s log beta + log bracket``; the
+        bracket's gradient comes from the 2F1 series (module docstring).
         """
         r, alpha, s, beta = (float(value) for value in params)
         x = columns["frequency"]
-        terms = self._log_likelihood_terms_only(params, columns)
-        gradient = np.empty((4, x.shape[0]))
-        for index in range(4):
-            step = DIFFERENCE_STEP * params[index]
-            upper = params.copy()
-            lower = params.copy()
-            upper[index] += step
-            lower[index] -= step
-            gradient[index] = (_log_bracket(upper, columns) - _log_bracket(lower, columns)) / (
-                upper[index] - lower[index]
-            )
+        log_bracket, gradient = _log_bracket(params, columns)
+        terms = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta) + log_bracket
         gradient[0] += digamma(r + x) - digamma(r) + np.log(alpha)
         gradient[1] += r / alpha
         gradient[2] += np.log(beta)
         gradient[3] += s / beta
         return terms, gradient
-
-    def _standard_errors(
-        self, params: FloatArray, columns: Columns, gradient: FloatArray
-    ) -> FloatArray:
-        """Standard errors from the inverse Hessian of the negative log-likelihood.
-
-        The Hessian is taken by second central differences of the total log-likelihood, not of
-        the gradient (``gradient`` is unused): that is itself a difference here, and
-        differencing it again leaves noise as large as the Hessian of a flat parameter
-        (``beta`` on CDNOW). NaN where the Hessian is not positive definite.
-        """
-
-        def total(shift: FloatArray) -> float:
-            return -float(self._log_likelihood_terms_only(params + shift, columns).sum())
-
-        size = len(params)
-        steps = HESSIAN_STEP * params
-        centre = total(np.zeros(size))
-        hessian = np.empty((size, size))
-        for row in range(size):
-            along_row = np.zeros(size)
-            along_row[row] = steps[row]
-            hessian[row, row] = (total(along_row) - 2.0 * centre + total(-along_row)) / steps[
-                row
-            ] ** 2
-            for column in range(row):
-                along_column = np.zeros(size)
-                along_column[column] = steps[column]
-                hessian[row, column] = hessian[column, row] = (
-                    total(along_row + along_column)
-                    - total(along_row - along_column)
-                    - total(along_column - along_row)
-                    + total(-along_row - along_column)
-                ) / (4.0 * steps[row] * steps[column])
-        try:
-            covariance = np.linalg.inv(hessian)
-        except np.linalg.LinAlgError:
-            return np.full(size, np.nan)
-        variances = np.diag(covariance)
-        result: FloatArray = np.where(variances > 0, np.sqrt(np.abs(variances)), np.nan)
-        return result
-
-    def _log_likelihood_terms_only(self, params: FloatArray, columns: Columns) -> FloatArray:
-        """Each customer's log-likelihood, without the gradient."""
-        r, alpha, s, beta = (float(value) for value in params)
-        x = columns["frequency"]
-        result: FloatArray = (
-            gammaln(r + x)
-            - gammaln(r)
-            + r * np.log(alpha)
-            + s * np.log(beta)
-            + _log_bracket(params, columns)
-        )
-        return result
 
     def p_alive(self, data: Any) -> FloatArray:
         """Probability that each customer is still alive at ``T``.
