@@ -348,10 +348,10 @@ def test_fit_refuses_a_missing_column() -> None:
     [
         np.array([0.5, 50.0, 0.5, 0.01]),  # beta << alpha: z near 1, the series is too slow
         np.array([0.5, 0.01, 3.0, 50.0]),  # alpha << beta, the mirrored closed form
-        np.array([0.5, 2.0, 40.0, 1e-3]),  # many purchases' worth of death terms (s + 1 = 41)
+        np.array([0.5, 2.0, 40.0, 1e-3]),  # a steep death term (s + 1 = 41): the series copes
     ],
 )
-def test_log_likelihood_and_gradient_where_the_2f1_needs_quadrature_match_the_definition(
+def test_log_likelihood_and_gradient_at_lopsided_parameters_match_the_definition(
     params: np.ndarray,
 ) -> None:
     # given lopsided parameters, where the 2F1 argument is close to 1 for early last purchases

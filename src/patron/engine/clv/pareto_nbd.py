@@ -2,9 +2,9 @@
 Morrison & Colombo 1987), heterogeneity in both by gamma distributions.
 
 Each customer buys at rate ``lambda ~ Gamma(r, alpha)`` until an unobserved death at rate
-``mu ~ Gamma(s, beta)``. The likelihood of ``(x, t_x, T)`` is, after Fader & Hardie (2005), "A
-Note on Deriving the Pareto/NBD Model and Related Expressions", the likelihood written before
-the 2F1 is taken:
+``mu ~ Gamma(s, beta)``. The likelihood of ``(x, t_x, T)`` is (Fader & Hardie 2005, "A Note on
+Deriving the Pareto/NBD Model and Related Expressions", before the integral is written as a
+2F1):
 
 .. math::
 
