@@ -205,3 +205,33 @@ def test_customer_lifetime_value_refuses_an_unknown_time_unit(shared_data: Path)
         customer_lifetime_value(
             BetaGeoModel().fit(summary), _fitted_on_cdnow(shared_data), summary, time_unit="M"
         )
+
+
+def test_standard_errors_are_those_of_the_hessian_of_the_plain_likelihood(
+    cdnow_model: GammaGammaModel, shared_data: Path
+) -> None:
+    # given the CDNOW fit and the plain-Python log-likelihood of the repeat customers
+    repeat = [(x, zbar) for _, x, _, _, zbar in cdnow_summary_rows(shared_data) if x > 0]
+    fitted = np.array([cdnow_model.params_[name] for name in PUBLISHED])
+
+    def total(params: np.ndarray) -> float:
+        return math.fsum(log_density(params, x, zbar) for x, zbar in repeat)
+
+    # when the Hessian is taken by second central differences of that sum
+    steps = 1e-4 * fitted
+    hessian = np.empty((3, 3))
+    for row in range(3):
+        for column in range(row + 1):
+            corners = []
+            for sign_row, sign_column in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                shifted = fitted.copy()
+                shifted[row] += sign_row * steps[row]
+                shifted[column] += sign_column * steps[column]
+                corners.append(sign_row * sign_column * total(shifted))
+            hessian[row, column] = hessian[column, row] = -math.fsum(corners) / (
+                4 * steps[row] * steps[column]
+            )
+    standard_errors = np.sqrt(np.diag(np.linalg.inv(hessian)))
+    # then the model's standard errors are its inverse's
+    for index, name in enumerate(PUBLISHED):
+        assert cdnow_model.params_se_[name] == pytest.approx(standard_errors[index], rel=1e-3)

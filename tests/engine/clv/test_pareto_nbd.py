@@ -5,6 +5,7 @@ with 10,000 purchases, and the input checks."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
@@ -378,3 +379,37 @@ def test_log_likelihood_and_gradient_at_lopsided_parameters_match_the_definition
             for x, t_x, T in rows(data)
         ) / (2 * step)
         assert gradient[index] == pytest.approx(slope, rel=1e-6), index
+
+
+def test_standard_errors_are_those_of_the_hessian_of_the_likelihood_by_quadrature(
+    cdnow_model: ParetoNBDModel, shared_data: Path
+) -> None:
+    # given the CDNOW fit and its likelihood summed by quadrature, customer by customer
+    # (customers with the same x, t_x and T counted once, times their number)
+    customers = Counter((x, t_x, T) for _, x, t_x, T, _ in cdnow_summary_rows(shared_data))
+    fitted = np.array([cdnow_model.params_[name] for name in PUBLISHED])
+
+    def total(params: np.ndarray) -> float:
+        return math.fsum(
+            count * log_likelihood_by_quadrature(params, *customer)
+            for customer, count in customers.items()
+        )
+
+    # when the Hessian is taken by second central differences of that sum
+    steps = 1e-3 * fitted
+    hessian = np.empty((4, 4))
+    for row in range(4):
+        for column in range(row + 1):
+            corners = []
+            for sign_row, sign_column in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                shifted = fitted.copy()
+                shifted[row] += sign_row * steps[row]
+                shifted[column] += sign_column * steps[column]
+                corners.append(sign_row * sign_column * total(shifted))
+            hessian[row, column] = hessian[column, row] = -math.fsum(corners) / (
+                4 * steps[row] * steps[column]
+            )
+    standard_errors = np.sqrt(np.diag(np.linalg.inv(hessian)))
+    # then the model's standard errors are its inverse's
+    for index, name in enumerate(PUBLISHED):
+        assert cdnow_model.params_se_[name] == pytest.approx(standard_errors[index], rel=1e-3)
