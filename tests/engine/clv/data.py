@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import math
 from functools import cache
 from pathlib import Path
 
@@ -153,3 +154,9 @@ def hypergeometric_2f1(a: float, b: float, c: float, z: float) -> float:
         if abs(term) <= 1e-16 * abs(total) and n > 10:
             return total
         assert n < 1_000_000, "series did not converge"
+
+
+def agrees_to_three_digits(fitted: float, published: float) -> bool:
+    """Whether ``fitted`` is within half a unit of the third significant digit of ``published``."""
+    unit = 10.0 ** (math.floor(math.log10(abs(published))) - 2)
+    return abs(fitted - published) <= unit / 2

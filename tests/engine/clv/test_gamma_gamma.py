@@ -15,7 +15,7 @@ import pytest
 from patron.engine.clv.beta_geo import BetaGeoModel
 from patron.engine.clv.gamma_gamma import GammaGammaModel, customer_lifetime_value
 from patron.engine.frames import EngineInputError
-from tests.engine.clv.data import cdnow_summary, cdnow_summary_rows
+from tests.engine.clv.data import agrees_to_three_digits, cdnow_summary, cdnow_summary_rows
 
 PUBLISHED = {"p": 6.25, "q": 3.74, "gamma": 15.44}
 """Fader, Hardie & Lee (2005, JMR), the 946 repeat customers of the CDNOW sample."""
@@ -25,12 +25,6 @@ CUSTOMERS = {
     "monetary_value": np.array([11.77, 22.35, 40.0, 5.5, 0.0]),
 }
 PARAMS = np.array([6.25, 3.74, 15.44])
-
-
-def agrees_to_three_digits(fitted: float, published: float) -> bool:
-    """Whether ``fitted`` is within half a unit of the third significant digit of ``published``."""
-    unit = 10.0 ** (math.floor(math.log10(abs(published))) - 2)
-    return abs(fitted - published) <= unit / 2
 
 
 def log_density(params: Sequence[float] | np.ndarray, x: float, zbar: float) -> float:

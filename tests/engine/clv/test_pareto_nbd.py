@@ -16,7 +16,12 @@ from scipy.integrate import quad
 
 from patron.engine.clv.pareto_nbd import ParetoNBDModel
 from patron.engine.frames import EngineInputError
-from tests.engine.clv.data import cdnow_holdout_purchases, cdnow_summary, cdnow_summary_rows
+from tests.engine.clv.data import (
+    agrees_to_three_digits,
+    cdnow_holdout_purchases,
+    cdnow_summary,
+    cdnow_summary_rows,
+)
 
 PUBLISHED = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
 PUBLISHED_LOG_LIKELIHOOD = -9595.0
@@ -36,12 +41,6 @@ def rows(data: dict[str, np.ndarray]) -> Iterator[tuple[float, float, float]]:
     """The customers of ``data`` as plain ``(x, t_x, T)`` tuples."""
     for x, t_x, T in zip(data["frequency"], data["recency"], data["T"], strict=True):
         yield float(x), float(t_x), float(T)
-
-
-def agrees_to_three_digits(fitted: float, published: float) -> bool:
-    """Whether ``fitted`` is within half a unit of the third significant digit of ``published``."""
-    unit = 10.0 ** (math.floor(math.log10(abs(published))) - 2)
-    return abs(fitted - published) <= unit / 2
 
 
 def log_likelihood_by_quadrature(
