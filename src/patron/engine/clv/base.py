@@ -265,7 +265,7 @@ class LikelihoodModel:
         log-likelihood per customer plus the penalty, minimised by L-BFGS-B over
         ``log(params)`` with the analytic gradient (chain rule: ``d/d log p = p d/dp``).
         Customers with identical columns are evaluated once, weighted by their number
-        (:func:`distinct_rows`); the standard errors use every row.
+        (:func:`distinct_rows`), in the fit and in the standard errors alike.
         """
         columns = self.columns(data)
         count = len(next(iter(columns.values())))
@@ -308,18 +308,19 @@ class LikelihoodModel:
             )
         self.params_ = dict(zip(self.parameter_names, map(float, params), strict=True))
         self.log_likelihood_ = float(terms @ weights)
-        standard_errors = self._standard_errors(params, columns, total_gradient)
+        standard_errors = self._standard_errors(params, distinct, weights, total_gradient)
         self.params_se_ = dict(zip(self.parameter_names, map(float, standard_errors), strict=True))
         self.n_customers_ = count
         return self
 
     def _standard_errors(
-        self, params: FloatArray, columns: Columns, gradient: FloatArray
+        self, params: FloatArray, distinct: Columns, weights: FloatArray, gradient: FloatArray
     ) -> FloatArray:
         """Square roots of the diagonal of the inverse observed information at ``params``.
 
-        The Hessian of the total log-likelihood is taken by forward differences of the
-        analytic gradient (``gradient`` is the total gradient at ``params``; relative steps of
+        The Hessian of the total log-likelihood (over the ``distinct`` rows weighted by their
+        counts) is taken by forward differences of the analytic gradient (``gradient`` is the
+        total gradient at ``params``; relative steps of
         1e-6 leave a relative error of about that size, far below the standard errors' own
         uncertainty), then symmetrised. NaN where the Hessian is not negative definite (a
         parameter at a bound, a flat likelihood).
@@ -330,7 +331,7 @@ class LikelihoodModel:
             step = 1e-6 * params[index]
             shifted = params.copy()
             shifted[index] += step
-            shifted_gradient = self._log_likelihood_terms(shifted, columns)[1].sum(axis=1)
+            shifted_gradient = self._log_likelihood_terms(shifted, distinct)[1] @ weights
             hessian[index] = -(shifted_gradient - gradient) / step
         hessian = (hessian + hessian.T) / 2.0
         try:
