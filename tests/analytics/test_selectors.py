@@ -20,6 +20,7 @@ from patron.analytics.selectors import (
     segment_customers,
     segment_migration,
     segment_summary,
+    store_orders,
     successful_runs,
 )
 from patron.analytics.services import AnalysisError, run_analysis
@@ -337,3 +338,20 @@ def test_successful_runs_are_the_newest_succeeded_ones(demo_store: DemoWorld) ->
     # when the runs are listed, then only the successful ones come, newest first, up to the limit
     assert successful_runs(5) == [second, first]
     assert successful_runs(1) == [second]
+
+
+def test_figures_from_the_orders_read_once_equal_those_read_each_time(
+    demo_store: DemoWorld,
+) -> None:
+    # given the store's orders read once, up to the end of the later period
+    orders = store_orders(AS_OF)
+    start, end = dt.date(2025, 5, 1), AS_OF
+    earlier_start, earlier_end = dt.date(2025, 4, 1), dt.date(2025, 4, 30)
+    # when the figures of two periods and the gaps come from them, then they are those read
+    # from the store each time
+    assert kpi_figures(start, end, orders) == kpi_figures(start, end)
+    assert kpi_figures(earlier_start, earlier_end, orders) == kpi_figures(
+        earlier_start, earlier_end
+    )
+    assert inter_purchase_buckets(start, end, orders) == inter_purchase_buckets(start, end)
+    assert orders.height == len({o for c in store_customers(AS_OF).values() for o in c.order_ids})

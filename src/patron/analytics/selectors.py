@@ -32,6 +32,7 @@ from patron.core.bulk import is_postgres
 from patron.core.money import default_currency, round_for_currency
 from patron.customers.models import Customer
 from patron.engine import kpis
+from patron.engine.frames import order_summary
 
 #: Columns of :func:`order_lines_frame`, an order-lines table of the engine (one row per order).
 ORDER_LINES_SCHEMA: dict[str, Any] = {
@@ -491,12 +492,20 @@ def kpi_rows_to_json(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return frame_to_json(frame)
 
 
-def kpi_figures(start: dt.date, end: dt.date) -> KpiFigures:
+def store_orders(as_of: dt.date | None = None) -> pl.DataFrame:
+    """The store's counted orders up to ``as_of`` as the engine's order table, read and
+    built once for several analyses (see engine.frames.order_summary)."""
+    summary: pl.DataFrame = order_summary(order_lines_frame(as_of=as_of))
+    return summary
+
+
+def kpi_figures(start: dt.date, end: dt.date, orders: pl.DataFrame | None = None) -> KpiFigures:
     """Loyalty KPIs of ``start``–``end`` (inclusive shop-local days), computed now from the
-    store through the engine. Raises ValueError when ``start`` is after ``end``."""
+    store through the engine; ``orders`` (:func:`store_orders` up to ``end`` or later) spares
+    reading the store again. Raises ValueError when ``start`` is after ``end``."""
     if start > end:
         raise ValueError(f"start {start} is after end {end}")
-    table = kpis.loyalty_kpis(order_lines_frame(as_of=end), start, end)
+    table = kpis.loyalty_kpis(store_orders(end) if orders is None else orders, start, end)
     return KpiFigures.from_json(kpi_rows_to_json(table)[0])
 
 
@@ -509,10 +518,14 @@ class GapBucket:
     share: float | None
 
 
-def inter_purchase_buckets(start: dt.date, end: dt.date) -> list[GapBucket]:
+def inter_purchase_buckets(
+    start: dt.date, end: dt.date, orders: pl.DataFrame | None = None
+) -> list[GapBucket]:
     """The gaps between consecutive orders whose later order falls in ``start``–``end``, by
-    range of days (engine.kpis.inter_purchase_distribution), computed now from the store."""
-    table = kpis.inter_purchase_distribution(order_lines_frame(as_of=end), start, end)
+    range of days (engine.kpis.inter_purchase_distribution), computed now from the store
+    (or from ``orders``, as for :func:`kpi_figures`)."""
+    source = store_orders(end) if orders is None else orders
+    table = kpis.inter_purchase_distribution(source, start, end)
     return [
         GapBucket(
             label=str(row["bucket"]),

@@ -38,6 +38,7 @@ from patron.analytics.selectors import (
     segment_customers,
     segment_migration,
     segment_summary,
+    store_orders,
     successful_runs,
 )
 from patron.core.choices import ChannelChoices
@@ -392,9 +393,10 @@ def kpi_page(request: HttpRequest) -> HttpResponse:
     days = (end - start).days + 1
     previous_end = start - dt.timedelta(days=1)
     previous_start = previous_end - dt.timedelta(days=days - 1)
-    now = kpi_figures(start, end)
-    before = kpi_figures(previous_start, previous_end)
-    buckets = inter_purchase_buckets(start, end)
+    orders = store_orders(end)  # read once for the three figures
+    now = kpi_figures(start, end, orders)
+    before = kpi_figures(previous_start, previous_end, orders)
+    buckets = inter_purchase_buckets(start, end, orders)
     context.update(
         {
             "start": start,
