@@ -36,8 +36,14 @@ ORDER_TABLE_COLUMNS = (
     "channel",
     "gross_amount",
     "net_amount",
+    "discount_amount",
+    "refund_amount",
 )
 """Columns of :func:`order_table`: one row per counted order."""
+
+ORDER_AMOUNT_COLUMNS = ("discount_amount", "refund_amount")
+"""Columns of :data:`ORDER_TABLE_COLUMNS` added after the others: an order table saved
+without them is still read as one, with both at 0.0."""
 
 
 class EngineInputError(ValueError):
@@ -139,7 +145,10 @@ def order_table(lines: nw.LazyFrame[Any], with_channel: bool = True) -> nw.LazyF
 
     Cancelled orders are left out: an order is cancelled when any of its lines says so.
     ``gross_amount`` is the sum of the line totals less the order's discount, never below
-    zero; ``net_amount`` subtracts the refunds, never below zero. Other order-level columns
+    zero; ``net_amount`` subtracts the refunds, never below zero. ``discount_amount`` and
+    ``refund_amount`` are the parts of the order's discount and refund that took effect
+    (``lines - gross`` and ``gross - net`` where the lines are not negative), 0.0 where the
+    lines lack those columns. Other order-level columns
     repeat on each line; where lines disagree the largest value is taken, so that every
     backend picks the same one. ``with_channel=False`` leaves ``channel`` empty: the
     largest-string aggregate is the dearest step of the table, and only cohorts by channel
@@ -175,7 +184,9 @@ def order_table(lines: nw.LazyFrame[Any], with_channel: bool = True) -> nw.LazyF
     refund = nw.col("refund_amount") if "refund_amount" in present else nw.lit(0.0)
     has_channel = with_channel and "channel" in present
     channel = nw.col("channel") if has_channel else nw.lit("", dtype=nw.String)
+    lines_amount = nw.max_horizontal(nw.col("lines_amount"), nw.lit(0.0))
     gross = nw.max_horizontal(nw.col("lines_amount") - discount, nw.lit(0.0))
+    net = nw.max_horizontal(gross - refund, nw.lit(0.0))
     return orders.select(
         nw.col("customer_id").cast(nw.String),
         nw.col("order_id").cast(nw.String),
@@ -184,7 +195,11 @@ def order_table(lines: nw.LazyFrame[Any], with_channel: bool = True) -> nw.LazyF
         month_number(nw.col("ordered_at")).alias("order_month"),
         channel.fill_null("").alias("channel"),
         gross.alias("gross_amount"),
-        nw.max_horizontal(gross - refund, nw.lit(0.0)).alias("net_amount"),
+        net.alias("net_amount"),
+        # What the discount and the refund took off, so that discount + gross = lines and
+        # refund + net = gross (the shares the churn features read stay within [0, 1]).
+        nw.min_horizontal(discount, lines_amount).alias("discount_amount"),
+        (gross - net).alias("refund_amount"),
     )
 
 
@@ -200,7 +215,13 @@ def counted_orders(
         require_date(as_of, "as_of")
     prepared = prepare(native, ORDER_LINE_COLUMNS, "order lines")
     if is_order_table(prepared.frame):
-        orders = prepared.frame.select(*ORDER_TABLE_COLUMNS)
+        present = set(prepared.frame.collect_schema().names())
+        orders = prepared.frame.select(
+            *(
+                nw.col(column) if column in present else nw.lit(0.0).alias(column)
+                for column in ORDER_TABLE_COLUMNS
+            )
+        )
     else:
         orders = order_table(prepared.frame, with_channel=with_channel)
     if as_of is not None:
@@ -209,8 +230,13 @@ def counted_orders(
 
 
 def is_order_table(frame: nw.LazyFrame[Any]) -> bool:
-    """Whether ``frame`` has every column of :data:`ORDER_TABLE_COLUMNS`."""
-    return set(ORDER_TABLE_COLUMNS) <= set(frame.collect_schema().names())
+    """Whether ``frame`` has every column of :data:`ORDER_TABLE_COLUMNS`.
+
+    The :data:`ORDER_AMOUNT_COLUMNS` may be missing (an order table from before they were
+    added); :func:`counted_orders` reads them as 0.0 then.
+    """
+    core = [column for column in ORDER_TABLE_COLUMNS if column not in ORDER_AMOUNT_COLUMNS]
+    return set(core) <= set(frame.collect_schema().names())
 
 
 def order_summary(lines: Any, with_channel: bool = True) -> Any:
