@@ -21,10 +21,11 @@ and the expected spend per transaction of a customer given ``x`` and ``zbar`` is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
-from scipy.special import digamma, gammaln
+from scipy.special import digamma, gammaln, polygamma
 
 from patron.engine.clv.base import (
     Columns,
@@ -32,6 +33,8 @@ from patron.engine.clv.base import (
     LikelihoodModel,
     check_positive_where,
     customer_columns,
+    dot,
+    value_codes,
 )
 from patron.engine.frames import EngineInputError
 
@@ -40,6 +43,25 @@ WEEKS_PER_MONTH = 4.345
 
 DAYS_PER_MONTH = 30.0
 """Days in a month for the CLV sum in days, as in lifetimes."""
+
+
+@dataclass(frozen=True)
+class _GammaGammaStatistics:
+    """The repeat customers as the total Gamma-Gamma log-likelihood reads them (once per fit).
+
+    ``frequencies``/``counts``: distinct ``x`` and how many customers have each; ``x`` and
+    ``total`` (``x zbar``, the customer's total spend) per customer; ``log_zbar_sum``
+    (``sum log zbar``) and ``x_log_total_sum`` (``sum x log(x zbar)``), constant in the
+    parameters.
+    """
+
+    count: int
+    frequencies: FloatArray
+    counts: FloatArray
+    x: FloatArray
+    total: FloatArray
+    log_zbar_sum: float
+    x_log_total_sum: float
 
 
 class GammaGammaModel(LikelihoodModel):
@@ -91,6 +113,79 @@ class GammaGammaModel(LikelihoodModel):
         gradient[1] = digamma(shape + q) - digamma(q) + np.log(gamma) - log_total
         gradient[2] = q / gamma - (shape + q) / (gamma + x * zbar)
         return terms, gradient
+
+    def _sufficient_statistics(self, columns: Columns) -> _GammaGammaStatistics:
+        x, zbar = columns["frequency"], columns["monetary_value"]
+        frequencies, _, counts = value_codes(x)
+        total = x * zbar
+        return _GammaGammaStatistics(
+            count=len(x),
+            frequencies=frequencies,
+            counts=counts,
+            x=x,
+            total=total,
+            log_zbar_sum=float(np.sum(np.log(zbar))),
+            x_log_total_sum=dot(x, np.log(total)),
+        )
+
+    def _total_log_likelihood(
+        self, params: FloatArray, statistics: _GammaGammaStatistics
+    ) -> tuple[float, FloatArray, FloatArray]:
+        """Total log-likelihood of the repeat customers with its gradient and Hessian.
+
+        ``sum [log Gamma(px+q) - log Gamma(px)] - n log Gamma(q) + n q log gamma
+        + p sum x log(x zbar) - sum log zbar - sum (px+q) log(gamma + x zbar)``: the log-gamma
+        terms once per distinct ``x`` with its count, the constant sums gathered once, and a
+        logarithm and a reciprocal per customer for the last sum.
+        """
+        p, q, gamma = (float(value) for value in params)
+        n = float(statistics.count)
+        xs, counts, x = statistics.frequencies, statistics.counts, statistics.x
+        shape = p * xs
+        psi_sum = digamma(shape + q)
+        psi1_sum = polygamma(1, shape + q)
+        x_counts = counts * xs
+        shifted = gamma + statistics.total
+        log_shifted = np.log(shifted)
+        inverse = 1.0 / shifted
+        inverse_squared = inverse * inverse
+        log_sum = float(np.sum(log_shifted))
+        x_log_sum = dot(x, log_shifted)
+        inverse_sum = float(np.sum(inverse))
+        x_inverse_sum = dot(x, inverse)
+        inverse_squared_sum = float(np.sum(inverse_squared))
+        x_inverse_squared_sum = dot(x, inverse_squared)
+        value = (
+            dot(counts, (gammaln(shape + q) - gammaln(shape)))
+            - n * gammaln(q)
+            + n * q * np.log(gamma)
+            + p * statistics.x_log_total_sum
+            - statistics.log_zbar_sum
+            - p * x_log_sum
+            - q * log_sum
+        )
+        gradient = np.array(
+            [
+                dot(x_counts, (psi_sum - digamma(shape))) + statistics.x_log_total_sum - x_log_sum,
+                dot(counts, psi_sum) - n * digamma(q) + n * np.log(gamma) - log_sum,
+                n * q / gamma - p * x_inverse_sum - q * inverse_sum,
+            ]
+        )
+        p_q = dot(x_counts, psi1_sum)
+        p_gamma = -x_inverse_sum
+        q_gamma = n / gamma - inverse_sum
+        hessian = np.array(
+            [
+                [dot((x_counts * xs), (psi1_sum - polygamma(1, shape))), p_q, p_gamma],
+                [p_q, dot(counts, psi1_sum) - n * polygamma(1, q), q_gamma],
+                [
+                    p_gamma,
+                    q_gamma,
+                    -n * q / gamma**2 + p * x_inverse_squared_sum + q * inverse_squared_sum,
+                ],
+            ]
+        )
+        return float(value), gradient, hessian
 
     def expected_spend(self, data: Any) -> FloatArray:
         """Expected spend per transaction of each customer: ``p(gamma + x zbar)/(px + q - 1)``.
