@@ -23,6 +23,7 @@ from tests.engine.clv.data import cdnow_summary
 BG = {"r": 0.2426, "alpha": 4.4136, "a": 0.7929, "b": 2.4259}
 """The CDNOW BG/NBD fit (docs/clv.md)."""
 MBG = {"r": 0.5248, "alpha": 6.183, "a": 0.8914, "b": 1.614}
+PARETO = {"r": 0.5533, "alpha": 10.578, "s": 0.6062, "beta": 11.668}
 
 CUSTOMERS = pl.DataFrame(
     {
@@ -86,6 +87,64 @@ def test_waits_grow_with_q_and_with_time_without_purchases() -> None:
     # the silence since the last purchase changes only how likely the customer is alive
     assert by_id["silent"]["next_purchase_median"] == by_id["regular"]["next_purchase_median"]
     assert by_id["silent"]["p_alive"] < 0.5 * by_id["regular"]["p_alive"]
+
+
+def _pareto() -> ParetoNBDModel:
+    model = ParetoNBDModel()
+    model.params_ = dict(PARETO)
+    return model
+
+
+def test_pareto_race_against_simulation() -> None:
+    # given customers and the Pareto/NBD at the CDNOW parameters
+    result = next_purchase(_pareto(), CUSTOMERS, quantiles=(0.1, 0.5, 0.9))
+    generator = np.random.default_rng(20261123)
+    draws = 200_000
+    for row, (x, big_t) in enumerate(zip(CUSTOMERS["frequency"], CUSTOMERS["T"], strict=True)):
+        # when alive customers are simulated: posterior purchase and death rates, then the
+        # exponential wait for the next purchase racing the exponential time to death
+        rates = generator.gamma(PARETO["r"] + x, 1.0 / (PARETO["alpha"] + big_t), size=draws)
+        deaths = generator.gamma(PARETO["s"], 1.0 / (PARETO["beta"] + big_t), size=draws)
+        waits = generator.exponential(1.0 / rates)
+        buys = waits < generator.exponential(1.0 / deaths)
+        # then the share that buys again is p_buys_again / p_alive, within four binomial
+        # standard errors
+        share = float(buys.mean())
+        buys_again = result["p_buys_again"][row] / result["p_alive"][row]
+        assert abs(share - buys_again) < 4 * math.sqrt(share * (1 - share) / draws)
+        # and among those who buy, the share of waits below quantile q is q (four standard
+        # errors of a binomial share over the buyers)
+        for level in (0.1, 0.5, 0.9):
+            below = float(np.mean(waits[buys] <= result[f"next_purchase_q{level * 100:g}"][row]))
+            assert abs(below - level) < 4 * math.sqrt(level * (1 - level) / buys.sum())
+
+
+def test_pareto_race_against_integration_of_its_density() -> None:
+    # The defective density of an alive customer's next purchase, E[lambda e^(-lambda w)]
+    # E[e^(-mu w)] over the posteriors, integrated by scipy.
+    result = next_purchase(_pareto(), CUSTOMERS, quantiles=(0.25, 0.75), within=13.0)
+    for row, (x, big_t) in enumerate(zip(CUSTOMERS["frequency"], CUSTOMERS["T"], strict=True)):
+        k, scale = PARETO["r"] + x, PARETO["alpha"] + big_t
+        death_scale = PARETO["beta"] + big_t
+
+        def density(w: float, k: float = k, scale: float = scale, b: float = death_scale) -> float:
+            s = PARETO["s"]
+            return float(k / scale * (scale / (scale + w)) ** (k + 1) * (b / (b + w)) ** s)
+
+        total = integrate.quad(density, 0, np.inf, limit=500)[0]
+        alive = result["p_alive"][row]
+        assert result["p_buys_again"][row] == pytest.approx(alive * total, rel=1e-6)
+        within = integrate.quad(density, 0, 13.0, limit=500)[0]
+        assert result["p_purchase_within"][row] == pytest.approx(alive * within, rel=1e-6)
+        for level in (0.25, 0.5, 0.75):
+            column = "next_purchase_median" if level == 0.5 else f"next_purchase_q{level * 100:g}"
+            wait = result[column][row]
+            assert integrate.quad(density, 0, wait, limit=500)[0] / total == pytest.approx(
+                level, rel=1e-6
+            )
+    # an active customer of the BG/NBD always buys again
+    bg = next_purchase(_bg(), CUSTOMERS)
+    assert bg["p_buys_again"].to_list() == bg["p_alive"].to_list()
 
 
 def _integrated_purchase_within(
@@ -157,13 +216,11 @@ def test_cdnow_next_purchase(shared_data: Path) -> None:
     assert np.all(result["p_purchase_within"].to_numpy() <= result["p_alive"].to_numpy())
 
 
-def test_unfitted_pareto_and_other_models_are_refused() -> None:
+def test_unfitted_and_other_models_are_refused() -> None:
     with pytest.raises(ModelNotFittedError):
         next_purchase(BetaGeoModel(), CUSTOMERS)
-    pareto = ParetoNBDModel()
-    pareto.params_ = {"r": 0.55, "alpha": 10.6, "s": 0.61, "beta": 11.7}
-    with pytest.raises(EngineInputError, match="Pareto/NBD"):
-        next_purchase(pareto, CUSTOMERS)
+    with pytest.raises(ModelNotFittedError):
+        next_purchase(ParetoNBDModel(), CUSTOMERS)
     with pytest.raises(EngineInputError, match="GammaGammaModel"):
         next_purchase(GammaGammaModel(), CUSTOMERS)  # type: ignore[arg-type]
     with pytest.raises(EngineInputError, match="quantiles"):
