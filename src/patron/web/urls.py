@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from patron.web import analytics_views, views
+from patron.web import analytics_views, prediction_views, views
 
 app_name = "web"
 urlpatterns = [
@@ -24,6 +24,19 @@ urlpatterns = [
     path("analytics/cohorts/", analytics_views.cohorts, name="analytics_cohorts"),
     path("analytics/kpis/", analytics_views.kpi_page, name="analytics_kpis"),
     path("analytics/migration/", analytics_views.migration, name="analytics_migration"),
+    path("analytics/clv/", prediction_views.clv, name="analytics_clv"),
+    path("analytics/churn/", prediction_views.churn, name="analytics_churn"),
+    path(
+        "analytics/churn/export.csv",
+        prediction_views.churn_export,
+        name="analytics_churn_export",
+    ),
+    path("analytics/models/", prediction_views.model_list, name="analytics_models"),
+    path(
+        "analytics/models/<int:model_run_id>/",
+        prediction_views.model_detail,
+        name="analytics_model_detail",
+    ),
     path(
         "login/",
         auth_views.LoginView.as_view(

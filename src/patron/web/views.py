@@ -12,8 +12,15 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import get_language
 
-from patron.analytics.selectors import behaviour_segment_label, customer_analysis
+from patron.analytics.selectors import (
+    behaviour_segment_label,
+    churn_reasons,
+    customer_analysis,
+    prediction_settings,
+    value_at_risk,
+)
 from patron.core.money import default_currency
 from patron.customers.models import Customer
 from patron.customers.selectors import get_customer, search_customers
@@ -121,6 +128,13 @@ def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
             "lifetime": customer_lifetime(customer),
             "analysis": analysis,
             "behaviour_segment": behaviour,
+            "prediction_settings": prediction_settings(analysis.run) if analysis else None,
+            "value_at_risk": value_at_risk(analysis) if analysis else None,
+            "reasons": (
+                [reason.text(get_language()) for reason in churn_reasons(analysis)]
+                if analysis
+                else []
+            ),
             "identities": customer.identities.order_by("kind", "value"),
             "orders": orders,
             "orders_limit": ORDERS_SHOWN,
