@@ -342,6 +342,10 @@ def report(runs: list[dict[str, Any]], customers: int, pareto_customers: int) ->
         return {"failed": True}
 
     figures: dict[str, Any] = {"customers": customers, "cpus": os.cpu_count()}
+    if hasattr(os, "getloadavg"):
+        # Others' work on a shared machine slows both sides; the load says how much.
+        figures["load_average_1min"] = round(os.getloadavg()[0], 2)
+        print(f"load average (1 min) at the end: {figures['load_average_1min']:.2f}")
     for run in runs:
         key = f"{run['implementation']}_{run['model']}_{run['customers']}"
         if "seconds" in run:

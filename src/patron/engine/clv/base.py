@@ -441,14 +441,17 @@ class LikelihoodModel:
             if length > NEWTON_MAX_STEP:
                 step *= NEWTON_MAX_STEP / length
             decrement = -float(grad @ step)
-            if (
-                float(np.max(np.abs(grad))) < NEWTON_GRADIENT_TOLERANCE
-                or decrement < NEWTON_DECREMENT_TOLERANCE
-            ):
+            largest = float(np.max(np.abs(grad)))
+            if largest < NEWTON_GRADIENT_TOLERANCE or decrement < NEWTON_DECREMENT_TOLERANCE:
                 optimum = theta + step
-                if float(np.max(np.abs(optimum))) > LOG_PARAMETER_BOUND:
+                # A tiny decrement with a gradient that is not small is no optimum (a
+                # curvature out of scale): leave it to L-BFGS-B.
+                if (
+                    float(np.max(np.abs(optimum))) > LOG_PARAMETER_BOUND
+                    or largest > GRADIENT_TOLERANCE
+                ):
                     return None
-                return _NewtonResult(optimum, float(np.max(np.abs(grad))), plain)
+                return _NewtonResult(optimum, largest, plain)
             fraction = 1.0
             while True:
                 trial = theta + fraction * step

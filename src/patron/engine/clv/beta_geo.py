@@ -127,14 +127,14 @@ class BetaGeoModel(LikelihoodModel):
 
     def _sufficient_statistics(self, columns: Columns) -> _BetaGeoStatistics:
         x, t_x, big_t = columns["frequency"], columns["recency"], columns["T"]
-        frequencies, _, counts = value_codes(x)
         repeat = x > 0
         x_repeat = x[repeat]
-        repeat_frequencies, codes, _ = value_codes(x_repeat)
+        repeat_frequencies, codes, repeat_counts = value_codes(x_repeat)
+        zero_count = len(x) - len(x_repeat)
         return _BetaGeoStatistics(
             count=len(x),
-            frequencies=frequencies,
-            counts=counts,
+            frequencies=np.concatenate([[0.0], repeat_frequencies]),
+            counts=np.concatenate([[float(zero_count)], repeat_counts]),
             T_zero=big_t[~repeat],
             x=x_repeat,
             recency=t_x[repeat],

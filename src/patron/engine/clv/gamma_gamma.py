@@ -28,6 +28,7 @@ import numpy as np
 from scipy.special import digamma, gammaln, polygamma
 
 from patron.engine.clv.base import (
+    CHUNK_ROWS,
     Columns,
     FloatArray,
     LikelihoodModel,
@@ -136,7 +137,8 @@ class GammaGammaModel(LikelihoodModel):
         ``sum [log Gamma(px+q) - log Gamma(px)] - n log Gamma(q) + n q log gamma
         + p sum x log(x zbar) - sum log zbar - sum (px+q) log(gamma + x zbar)``: the log-gamma
         terms once per distinct ``x`` with its count, the constant sums gathered once, and a
-        logarithm and a reciprocal per customer for the last sum.
+        logarithm and a reciprocal per customer for the last sum (in blocks of
+        :data:`~patron.engine.clv.base.CHUNK_ROWS`).
         """
         p, q, gamma = (float(value) for value in params)
         n = float(statistics.count)
@@ -145,16 +147,20 @@ class GammaGammaModel(LikelihoodModel):
         psi_sum = digamma(shape + q)
         psi1_sum = polygamma(1, shape + q)
         x_counts = counts * xs
-        shifted = gamma + statistics.total
-        log_shifted = np.log(shifted)
-        inverse = 1.0 / shifted
-        inverse_squared = inverse * inverse
-        log_sum = float(np.sum(log_shifted))
-        x_log_sum = dot(x, log_shifted)
-        inverse_sum = float(np.sum(inverse))
-        x_inverse_sum = dot(x, inverse)
-        inverse_squared_sum = float(np.sum(inverse_squared))
-        x_inverse_squared_sum = dot(x, inverse_squared)
+        log_sum = x_log_sum = inverse_sum = x_inverse_sum = 0.0
+        inverse_squared_sum = x_inverse_squared_sum = 0.0
+        for begin in range(0, len(x), CHUNK_ROWS):
+            block = x[begin : begin + CHUNK_ROWS]
+            shifted = gamma + statistics.total[begin : begin + CHUNK_ROWS]
+            log_shifted = np.log(shifted)
+            inverse = np.reciprocal(shifted, out=shifted)
+            inverse_squared = inverse * inverse
+            log_sum += float(np.sum(log_shifted))
+            x_log_sum += dot(block, log_shifted)
+            inverse_sum += float(np.sum(inverse))
+            x_inverse_sum += dot(block, inverse)
+            inverse_squared_sum += float(np.sum(inverse_squared))
+            x_inverse_squared_sum += dot(block, inverse_squared)
         value = (
             dot(counts, (gammaln(shape + q) - gammaln(shape)))
             - n * gammaln(q)
