@@ -199,8 +199,9 @@ def _window_aggregations(days: int) -> list[pl.Expr]:
     last = pl.col("age") < days
     before = (pl.col("age") >= days) & (pl.col("age") < 2 * days)
     return [
-        last.sum().alias(f"orders_last_{days}d"),
-        before.sum().alias(f"orders_prev_{days}d"),
+        # Counts as Int64: Polars sums booleans as UInt32, whose difference would wrap around.
+        last.sum().cast(pl.Int64).alias(f"orders_last_{days}d"),
+        before.sum().cast(pl.Int64).alias(f"orders_prev_{days}d"),
         pl.col("net_amount").filter(last).sum().alias(f"spend_last_{days}d"),
         pl.col("net_amount").filter(before).sum().alias(f"spend_prev_{days}d"),
     ]
