@@ -397,14 +397,16 @@ class LikelihoodModel:
         Last comes the plain total log-likelihood and its Hessian in the parameters.
         """
         params = np.exp(log_params)
+        # A trial point far out may give terms that are not finite: the value is then inf
+        # (below) and the line search steps back, without warnings.
         with np.errstate(all="ignore"):
             total, gradient, hessian = self._total_log_likelihood(params, statistics)
-        value = -total / count + self.penalizer * float(np.sum(params**2))
-        grad_params = -gradient / count + 2.0 * self.penalizer * params
-        hess_params = -hessian / count + 2.0 * self.penalizer * np.eye(len(params))
-        # p = e^theta: d/dtheta = p d/dp, d2/dtheta2 = p p' d2/dp dp' + diag(p d/dp).
-        grad = grad_params * params
-        hess = params[:, None] * hess_params * params[None, :] + np.diag(grad)
+            value = -total / count + self.penalizer * float(np.sum(params**2))
+            grad_params = -gradient / count + 2.0 * self.penalizer * params
+            hess_params = -hessian / count + 2.0 * self.penalizer * np.eye(len(params))
+            # p = e^theta: d/dtheta = p d/dp, d2/dtheta2 = p p' d2/dp dp' + diag(p d/dp).
+            grad = grad_params * params
+            hess = params[:, None] * hess_params * params[None, :] + np.diag(grad)
         # The plain log-likelihood and its Hessian come along, for log_likelihood_ and the
         # standard errors at the optimum without another pass over the customers.
         plain = (float(total), hessian)
@@ -510,8 +512,11 @@ class LikelihoodModel:
         def objective(log_params: FloatArray) -> tuple[float, FloatArray]:
             params = np.exp(log_params)
             terms, gradient = self._log_likelihood_terms(params, distinct)
-            value = -dot(terms, weights) / count + self.penalizer * float(np.sum(params**2))
-            grad = -np.sum(gradient * weights, axis=1) / count + 2.0 * self.penalizer * params
+            # A trial point may give infinite terms: their sum is then not finite, caught
+            # below, without a warning (as the BLAS product this replaced gave none).
+            with np.errstate(invalid="ignore", over="ignore"):
+                value = -dot(terms, weights) / count + self.penalizer * float(np.sum(params**2))
+                grad = -np.sum(gradient * weights, axis=1) / count + 2.0 * self.penalizer * params
             if not np.isfinite(value):
                 # A trial point out where the likelihood underflows: tell the line search to
                 # step back rather than letting NaN into the L-BFGS memory.
