@@ -120,6 +120,8 @@ def test_detail_returns_the_profile_with_exact_net_totals(
         "value_tier": None,
         "behaviour_segment": None,
         "analysed_as_of": None,
+        "clv": None,
+        "churn": None,
     }
 
 

@@ -17,6 +17,7 @@ ENDPOINTS: list[tuple[str, str, list[dict[str, object]] | None]] = [
     ("get", "/api/v1/analytics/segments", None),
     ("get", "/api/v1/analytics/cohorts", None),
     ("get", "/api/v1/analytics/kpis", None),
+    ("get", "/api/v1/analytics/models", None),
     ("post", "/api/v1/ingest/customers", [{"customer_id": "C-9", "name": "王芳"}]),
     ("post", "/api/v1/ingest/products", [{"product_id": "P-9", "name": "茶", "price": "38"}]),
     (

@@ -80,3 +80,11 @@ class SegmentationChoices(models.TextChoices):
     LIFECYCLE = "lifecycle", _("Lifecycle stage")
     VALUE_TIER = "value_tier", _("Value tier")
     BEHAVIOUR = "behaviour", _("Behaviour segment")
+
+
+class PredictiveModelChoices(models.TextChoices):
+    """The predictive models fitted by an analysis run (docs/clv.md, docs/churn.md)."""
+
+    BG_NBD = "bg_nbd", _("BG/NBD purchase model")
+    GAMMA_GAMMA = "gamma_gamma", _("Gamma-Gamma spend model")
+    CHURN = "churn", _("Churn model")

@@ -9,6 +9,7 @@ from patron.analytics.choices import (
     AnalysisEngineChoices,
     AnalysisRunStatusChoices,
     LifecycleStageChoices,
+    PredictiveModelChoices,
     RfmSegmentChoices,
     ValueClassChoices,
     ValueTierChoices,
@@ -96,6 +97,17 @@ class CustomerAnalysis(models.Model):
     value_tier = models.CharField(_("value tier"), max_length=16, choices=ValueTierChoices.choices)
     behaviour_segment = models.PositiveSmallIntegerField(_("behaviour segment"))
     behaviour_segment_name = models.CharField(_("behaviour segment name"), max_length=100)
+    # Predictions: empty when the run's model could not be fitted (its ModelRun says why).
+    clv = MoneyField(_("customer lifetime value"), null=True, blank=True)
+    p_alive = models.FloatField(_("probability still active"), null=True, blank=True)
+    expected_purchases_90d = models.FloatField(
+        _("expected purchases, next 90 days"), null=True, blank=True
+    )
+    churn_probability = models.FloatField(_("churn probability"), null=True, blank=True)
+    churn_reasons = models.JSONField(_("churn reasons"), default=list, blank=True)
+    next_purchase_expected_at = models.DateField(_("next purchase expected"), null=True, blank=True)
+    next_purchase_earliest = models.DateField(_("next purchase, earliest"), null=True, blank=True)
+    next_purchase_latest = models.DateField(_("next purchase, latest"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("customer analysis")
@@ -113,7 +125,47 @@ class CustomerAnalysis(models.Model):
             models.Index(fields=["run", "rfm_segment"], name="customer_analysis_run_rfm"),
             models.Index(fields=["run", "value_class"], name="customer_analysis_run_class"),
             models.Index(fields=["customer", "run"], name="customer_analysis_customer_run"),
+            models.Index(fields=["run", "clv"], name="customer_analysis_run_clv"),
         ]
 
     def __str__(self) -> str:
         return f"{self.customer_id}@{self.run_id}: {self.rfm_segment}"
+
+
+class ModelRun(models.Model):
+    """One fit of a predictive model (BG/NBD, Gamma-Gamma, churn) within an analysis run.
+
+    Keeps the data window (``data_start`` .. ``calibration_end`` fitted, up to ``data_end``
+    when a holdout was kept for validation), the fitted ``parameters`` with their standard
+    errors, the log-likelihood, the ``metrics`` (holdout errors, ROC-AUC, ...) and the
+    ``diagnostics`` the model page plots. A model that could not be fitted is kept as failed
+    with its ``error``; the customers' predictions of that model are then empty.
+    """
+
+    analysis = models.ForeignKey(AnalysisRun, on_delete=models.CASCADE, related_name="model_runs")
+    kind = models.CharField(_("model"), max_length=16, choices=PredictiveModelChoices.choices)
+    status = models.CharField(_("status"), max_length=16, choices=AnalysisRunStatusChoices.choices)
+    data_start = models.DateField(_("first day of data"), null=True, blank=True)
+    calibration_end = models.DateField(_("last day fitted"))
+    data_end = models.DateField(_("last day of data"))
+    validated = models.BooleanField(_("validated on a holdout"), default=False)
+    time_unit = models.CharField(_("time unit"), max_length=8, default="D")
+    customers = models.PositiveIntegerField(_("customers"), default=0)
+    parameters = models.JSONField(_("parameters"), default=dict, blank=True)
+    standard_errors = models.JSONField(_("standard errors"), default=dict, blank=True)
+    log_likelihood = models.FloatField(_("log-likelihood"), null=True, blank=True)
+    metrics = models.JSONField(_("metrics"), default=dict, blank=True)
+    diagnostics = models.JSONField(_("diagnostics"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    duration_seconds = models.FloatField(_("duration (seconds)"), default=0.0)
+
+    class Meta:
+        verbose_name = _("model run")
+        verbose_name_plural = _("model runs")
+        ordering = ["-analysis__started_at", "-analysis_id", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["analysis", "kind"], name="model_run_unique_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of analysis #{self.analysis_id} ({self.status})"

@@ -27,7 +27,8 @@ from patron.analytics.choices import (
     ValueClassChoices,
     ValueTierChoices,
 )
-from patron.analytics.models import AnalysisRun, CustomerAnalysis
+from patron.analytics.models import AnalysisRun, CustomerAnalysis, ModelRun
+from patron.analytics.prediction_settings import PredictionSettings
 from patron.core.bulk import is_postgres
 from patron.core.money import default_currency, round_for_currency
 from patron.customers.models import Customer
@@ -572,3 +573,62 @@ def prefetched_analysis(customer: Customer) -> CustomerAnalysis | None:
     """The row prefetched by :func:`with_latest_analysis`; None when the customer has none."""
     rows: list[CustomerAnalysis] = getattr(customer, LATEST_ANALYSIS_ATTRIBUTE, [])
     return rows[0] if rows else None
+
+
+def prediction_settings(run: AnalysisRun) -> PredictionSettings:
+    """The predictive models' settings ``run`` used (the defaults for runs from before them)."""
+    stored = run.parameters.get("predictions") or {}
+    defaults = PredictionSettings()
+    calibration_end = stored.get("calibration_end")
+    return PredictionSettings(
+        horizon_days=int(stored.get("horizon_days", defaults.horizon_days)),
+        clv_months=int(stored.get("clv_months", defaults.clv_months)),
+        discount_rate=float(stored.get("discount_rate", defaults.discount_rate)),
+        validate=bool(stored.get("validate", False)),
+        calibration_end=None if calibration_end is None else dt.date.fromisoformat(calibration_end),
+    )
+
+
+@dataclass(frozen=True)
+class ChurnReason:
+    """One reason the churn model gave for a customer's risk, worded in English and Chinese."""
+
+    code: str
+    value: float | None
+    en: str
+    zh: str
+
+    def text(self, language: str | None) -> str:
+        """The wording in ``language`` (Chinese for any ``zh*``, else English)."""
+        return self.zh if (language or "").lower().startswith("zh") else self.en
+
+
+def churn_reasons(analysis: CustomerAnalysis) -> list[ChurnReason]:
+    """The customer's churn reasons as kept by the run, strongest first."""
+    reasons = []
+    for item in analysis.churn_reasons or []:
+        value = item.get("value")
+        reasons.append(
+            ChurnReason(
+                code=str(item.get("code", "")),
+                value=None if value is None else float(value),
+                en=str(item.get("en", "")),
+                zh=str(item.get("zh", item.get("en", ""))),
+            )
+        )
+    return reasons
+
+
+def value_at_risk(analysis: CustomerAnalysis) -> Decimal | None:
+    """CLV × churn probability, to the cent; None without both."""
+    if analysis.clv is None or analysis.churn_probability is None:
+        return None
+    return (analysis.clv * Decimal(str(analysis.churn_probability))).quantize(Decimal("0.01"))
+
+
+def model_runs(analysis: AnalysisRun | None = None, limit: int = 50) -> list[ModelRun]:
+    """Model runs of ``analysis``, or of the latest ``limit`` analysis runs, newest first."""
+    runs = ModelRun.objects.select_related("analysis")
+    if analysis is not None:
+        return list(runs.filter(analysis=analysis).order_by("id"))
+    return list(runs.order_by("-analysis__started_at", "-analysis_id", "id")[:limit])

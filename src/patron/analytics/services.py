@@ -26,7 +26,14 @@ from patron.analytics.choices import (
     AnalysisRunStatusChoices,
     SegmentationChoices,
 )
-from patron.analytics.models import AnalysisRun, CustomerAnalysis
+from patron.analytics.models import AnalysisRun, CustomerAnalysis, ModelRun
+from patron.analytics.prediction_settings import PredictionSettings
+from patron.analytics.predictions import (
+    PREDICTION_COLUMNS,
+    ModelRunRecord,
+    json_safe,
+    predict_customers,
+)
 from patron.analytics.selectors import (
     frame_to_json,
     latest_run,
@@ -65,6 +72,7 @@ class _Computed:
     customers: pl.DataFrame
     parameters: dict[str, Any]
     results: dict[str, Any]
+    model_runs: list[ModelRunRecord]
 
 
 def run_analysis(
@@ -73,6 +81,8 @@ def run_analysis(
     thresholds: lifecycle.LifecycleThresholds | None = None,
     ahp_matrix: Sequence[Sequence[float]] | None = None,
     triggered_by: str = "command",
+    predictions: PredictionSettings | None = None,
+    with_models: bool = True,
 ) -> AnalysisRun:
     """Analyse the store's customers as of the end of day ``as_of`` and keep the results.
 
@@ -80,7 +90,10 @@ def run_analysis(
     historical dataset (CDNOW ends in 1998) is analysed as of its own end rather than today.
     ``thresholds`` overrides the lifecycle thresholds derived from the shop's purchase gaps;
     ``ahp_matrix`` the default pairwise comparison matrix of the value score (criteria
-    recency, frequency, monetary, tenure in that order).
+    recency, frequency, monetary, tenure in that order). ``predictions`` sets up the
+    predictive models (CLV, churn, next purchase; see ``patron.analytics.predictions``),
+    which ``with_models=False`` skips; a model that cannot be fitted on this shop is kept as
+    a failed ``ModelRun`` and leaves its predictions empty without failing the run.
 
     The run is recorded as running before anything is read, so a crash leaves a trace. On
     success it holds one :class:`CustomerAnalysis` per customer with a counted order by
@@ -109,9 +122,14 @@ def run_analysis(
             )
         latest: dt.datetime = counted["ordered_at"].max()  # type: ignore[assignment]
         day = as_of or latest.date()
-        computed = _compute(lines, day, engine, thresholds, ahp_matrix)
+        if predictions is not None:
+            predictions.check(day)
+        computed = _compute(
+            lines, day, engine, thresholds, ahp_matrix, predictions, with_models=with_models
+        )
         with transaction.atomic():
             _write_customer_rows(run, computed.customers)
+            _write_model_runs(run, computed.model_runs)
             run.as_of = day
             run.customers = computed.customers.height
             run.orders = counted.height
@@ -150,21 +168,40 @@ def _compute(
     engine: str,
     thresholds: lifecycle.LifecycleThresholds | None,
     ahp_matrix: Sequence[Sequence[float]] | None,
+    predictions: PredictionSettings | None,
+    with_models: bool,
 ) -> _Computed:
     """Run every engine function on ``lines`` (turned into a Spark frame for ``spark``).
 
     The order table is built once and handed to every analysis, which then skips its own
-    group-by over the lines (see engine.frames.order_summary).
+    group-by over the lines (see engine.frames.order_summary). The predictive models are
+    numpy fits of per-customer summaries and run in-process on either engine.
     """
+    orders = order_summary(lines) if engine == AnalysisEngineChoices.POLARS else None
     if engine == AnalysisEngineChoices.POLARS:
-        return _compute_on(order_summary(lines), as_of, thresholds, ahp_matrix)
-    # Cached: every analysis reads it again, and without the cache each plan embeds the whole
-    # local table, which multiplies the driver's memory in the larger plans.
-    native = order_summary(_spark_frame(lines)).cache()
-    try:
-        return _compute_on(native, as_of, thresholds, ahp_matrix)
-    finally:
-        native.unpersist()
+        computed = _compute_on(orders, as_of, thresholds, ahp_matrix)
+    else:
+        # Cached: every analysis reads it again, and without the cache each plan embeds the
+        # whole local table, which multiplies the driver's memory in the larger plans.
+        native = order_summary(_spark_frame(lines)).cache()
+        try:
+            computed = _compute_on(native, as_of, thresholds, ahp_matrix)
+        finally:
+            native.unpersist()
+    if not with_models:
+        return computed
+    predicted = predict_customers(
+        orders if orders is not None else order_summary(lines), as_of, predictions
+    )
+    return _Computed(
+        customers=computed.customers.join(predicted.customers, on="customer_id", how="left"),
+        parameters={
+            **computed.parameters,
+            "predictions": json_safe(asdict(predictions or PredictionSettings())),
+        },
+        results=computed.results,
+        model_runs=predicted.model_runs,
+    )
 
 
 def _compute_on(
@@ -226,7 +263,7 @@ def _compute_on(
             to_polars(kpis.kpi_trend(native, trend_start, as_of, every="month"))
         ),
     }
-    return _Computed(customers=customers, parameters=parameters, results=results)
+    return _Computed(customers=customers, parameters=parameters, results=results, model_runs=[])
 
 
 def _profile_json(profile: segments.SegmentProfile) -> dict[str, Any]:
@@ -310,8 +347,27 @@ def _write_customer_rows(run: AnalysisRun, customers: pl.DataFrame) -> None:
         pl.col("value_tier").cast(pl.String),
         pl.col("behaviour_segment").cast(pl.Int64),
         pl.col("behaviour_segment_name").cast(pl.String),
+        *_prediction_columns(rows),
     )
     insert_frame(CustomerAnalysis._meta.db_table, frame)
+
+
+def _prediction_columns(rows: pl.DataFrame) -> list[pl.Expr]:
+    """The prediction columns to write: null where a model was not fitted or not run."""
+    columns = []
+    for name, dtype in PREDICTION_COLUMNS.items():
+        column = pl.col(name) if name in rows.columns else pl.lit(None, dtype=dtype)
+        if name == "clv":
+            column = column.round(MONEY_DECIMAL_PLACES).cast(_MONEY)
+        elif name == "churn_reasons":
+            column = column.fill_null("[]")
+        columns.append(column.cast(_MONEY if name == "clv" else dtype).alias(name))
+    return columns
+
+
+def _write_model_runs(run: AnalysisRun, records: Sequence[ModelRunRecord]) -> None:
+    """Keep each model's fit with the analysis run."""
+    ModelRun.objects.bulk_create(ModelRun(analysis=run, **asdict(record)) for record in records)
 
 
 def _segment_summaries(run: AnalysisRun) -> dict[str, list[dict[str, Any]]]:

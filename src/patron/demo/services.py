@@ -147,6 +147,12 @@ def _analyse(as_of: date, say: Callable[[str], None]) -> AnalysisRun:
         f"  analysis #{run.pk}: {run.customers:,} customers, {run.orders:,} orders in "
         f"{run.duration_seconds or 0:.1f} s"
     )
+    for model_run in run.model_runs.order_by("id"):
+        label = model_run.get_kind_display()
+        if model_run.error:
+            say(f"  {label}: not fitted: {model_run.error}")
+        else:
+            say(f"  {label}: fitted on {model_run.customers:,} customers")
     return run
 
 

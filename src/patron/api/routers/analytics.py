@@ -15,13 +15,14 @@ from django.utils.translation import gettext
 from ninja import Field, Query, Router, Schema
 
 from patron.analytics.choices import SegmentationChoices
-from patron.analytics.models import AnalysisRun
+from patron.analytics.models import AnalysisRun, ModelRun
 from patron.analytics.selectors import (
     KpiFigures,
     cohort_rows,
     get_run,
     kpi_figures,
     latest_run,
+    model_runs,
     segment_summary,
 )
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
@@ -130,6 +131,52 @@ class KpisOut(Schema):
     average_inter_purchase_days: float | None
     median_inter_purchase_days: float | None
     top20_revenue_share: float | None
+
+
+class ModelRunOut(Schema):
+    """One fit of a predictive model in an analysis run, with its data window and metrics."""
+
+    id: int
+    analysis_run: int = Field(description="Id of the analysis run that fitted it")
+    as_of: date = Field(description="As-of day of the analysis run")
+    kind: str = Field(examples=["bg_nbd"], description="bg_nbd, gamma_gamma or churn")
+    label: str = Field(description="Name in the request's language")
+    status: str = Field(description="succeeded or failed")
+    error: str = Field(description="Why the model could not be fitted (empty on success)")
+    data_start: date | None = Field(description="First day of the data read")
+    calibration_end: date = Field(
+        description="Last day of the data fitted (for churn: the last labelled training day)"
+    )
+    data_end: date = Field(description="Last day of the data read")
+    validated: bool = Field(description="Whether the metrics include a holdout validation")
+    time_unit: str = Field(description="D: recency, T and parameters are in days")
+    customers: int
+    parameters: dict[str, Any]
+    standard_errors: dict[str, Any]
+    log_likelihood: float | None
+    metrics: dict[str, Any] = Field(
+        description="Holdout errors (CLV models with --validate), ROC-AUC, PR-AUC, Brier "
+        "score and top-decile lift next to the BG/NBD baseline (churn)"
+    )
+    duration_seconds: float
+
+    @staticmethod
+    def resolve_analysis_run(obj: ModelRun) -> int:
+        return obj.analysis_id
+
+    @staticmethod
+    def resolve_as_of(obj: ModelRun) -> date:
+        return obj.analysis.as_of
+
+    @staticmethod
+    def resolve_label(obj: ModelRun) -> str:
+        return str(obj.get_kind_display())
+
+
+class ModelRunsOut(Schema):
+    """Model runs, newest analysis first."""
+
+    runs: list[ModelRunOut]
 
 
 def _run_or_404(run_id: int | None) -> AnalysisRun:
@@ -267,3 +314,14 @@ def _kpis_json(figures: KpiFigures) -> dict[str, Any]:
         "median_inter_purchase_days": figures.median_inter_purchase_days,
         "top20_revenue_share": figures.top20_revenue_share,
     }
+
+
+@router.get("/models", response={200: ModelRunsOut, **_ERRORS}, summary="Predictive model runs")
+def list_models(
+    request: HttpRequest,
+    run: int | None = Query(None, description="Analysis run id (default: the latest 20 runs)"),
+) -> dict[str, Any]:
+    """The fits of the BG/NBD, Gamma-Gamma and churn models with parameters and metrics."""
+    if run is None:
+        return {"runs": model_runs(limit=60)}
+    return {"runs": model_runs(_run_or_404(run))}

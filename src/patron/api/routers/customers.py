@@ -6,9 +6,16 @@ from datetime import date
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.translation import get_language
 from ninja import Field, Query, Router, Schema
 
-from patron.analytics.selectors import prefetched_analysis, with_latest_analysis
+from patron.analytics.selectors import (
+    churn_reasons,
+    prediction_settings,
+    prefetched_analysis,
+    value_at_risk,
+    with_latest_analysis,
+)
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.schemas import ShopDateTime, format_amount
 from patron.core.money import default_currency
@@ -74,6 +81,46 @@ class RfmOut(Schema):
     )
 
 
+class ClvOut(Schema):
+    """What the purchase and spend models (BG/NBD, Gamma-Gamma) expect of the customer."""
+
+    value: str | None = Field(
+        description="Discounted expected net spend over `months`, a decimal string",
+        examples=["1234.50"],
+    )
+    months: int = Field(description="Months the lifetime value covers")
+    currency: str
+    p_alive: float | None = Field(description="Probability the customer is still active (0-1)")
+    expected_purchases: float | None = Field(
+        description="Expected purchases in the next `horizon_days`"
+    )
+    horizon_days: int
+    next_purchase_expected_at: date | None = Field(
+        description="Median date of the next purchase if the customer is still active"
+    )
+    next_purchase_earliest: date | None = Field(description="10% quantile of that date")
+    next_purchase_latest: date | None = Field(description="90% quantile of that date")
+
+
+class ChurnReasonOut(Schema):
+    """One reason raising the churn risk, strongest first."""
+
+    code: str = Field(examples=["days_since_last_order"])
+    text: str = Field(description="In the request's language")
+    value: float | None = Field(description="The feature's value for this customer")
+
+
+class ChurnOut(Schema):
+    """The churn model's risk that the customer makes no purchase in the next `horizon_days`."""
+
+    probability: float = Field(description="Calibrated probability (0-1)")
+    horizon_days: int
+    value_at_risk: str | None = Field(
+        description="CLV × churn probability, a decimal string (null without a CLV)"
+    )
+    reasons: list[ChurnReasonOut]
+
+
 class CustomerOut(CustomerSummaryOut):
     """A customer's profile, identities, lifetime order figures and latest analysis
     (``patron analyze``; null fields when not analysed: no run yet, or no counted order by its
@@ -88,6 +135,8 @@ class CustomerOut(CustomerSummaryOut):
     value_tier: str | None = Field(examples=["top"])
     behaviour_segment: str | None = Field(description="Name of the behaviour segment")
     analysed_as_of: date | None = Field(description="As-of day of the analysis")
+    clv: ClvOut | None = Field(description="Null when not analysed or the models were not fitted")
+    churn: ChurnOut | None = Field(description="Null when not analysed or the model not fitted")
 
     @staticmethod
     def resolve_identities(obj: Customer) -> list[IdentityOut]:
@@ -136,6 +185,43 @@ class CustomerOut(CustomerSummaryOut):
     def resolve_analysed_as_of(obj: Customer) -> date | None:
         analysis = prefetched_analysis(obj)
         return None if analysis is None else analysis.run.as_of
+
+    @staticmethod
+    def resolve_clv(obj: Customer) -> ClvOut | None:
+        analysis = prefetched_analysis(obj)
+        if analysis is None or (analysis.clv is None and analysis.p_alive is None):
+            return None
+        settings = prediction_settings(analysis.run)
+        currency = default_currency()
+        return ClvOut(
+            value=None if analysis.clv is None else format_amount(analysis.clv, currency),
+            months=settings.clv_months,
+            currency=currency,
+            p_alive=analysis.p_alive,
+            expected_purchases=analysis.expected_purchases_90d,
+            horizon_days=settings.horizon_days,
+            next_purchase_expected_at=analysis.next_purchase_expected_at,
+            next_purchase_earliest=analysis.next_purchase_earliest,
+            next_purchase_latest=analysis.next_purchase_latest,
+        )
+
+    @staticmethod
+    def resolve_churn(obj: Customer) -> ChurnOut | None:
+        analysis = prefetched_analysis(obj)
+        if analysis is None or analysis.churn_probability is None:
+            return None
+        at_risk = value_at_risk(analysis)
+        return ChurnOut(
+            probability=analysis.churn_probability,
+            horizon_days=prediction_settings(analysis.run).horizon_days,
+            value_at_risk=None if at_risk is None else format_amount(at_risk, default_currency()),
+            reasons=[
+                ChurnReasonOut(
+                    code=reason.code, text=reason.text(get_language()), value=reason.value
+                )
+                for reason in churn_reasons(analysis)
+            ],
+        )
 
 
 class CustomerPageOut(Schema):

@@ -1,5 +1,7 @@
 """``patron analyze [--as-of DATE] [--engine polars|spark] [--new-days N --at-risk-days N
---lapsed-days N] [--ahp-matrix JSON]``: analyse the store's customers."""
+--lapsed-days N] [--ahp-matrix JSON] [--validate --calibration-end DATE] [--horizon-days N]
+[--clv-months N] [--discount-rate R] [--no-models]``: analyse the store's customers and fit
+the predictive models."""
 
 from __future__ import annotations
 
@@ -9,7 +11,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from patron.analytics.choices import AnalysisEngineChoices, SegmentationChoices
+from patron.analytics.choices import (
+    AnalysisEngineChoices,
+    AnalysisRunStatusChoices,
+    SegmentationChoices,
+)
+from patron.analytics.models import AnalysisRun
+from patron.analytics.prediction_settings import PredictionSettings
 from patron.analytics.selectors import segment_summary
 from patron.analytics.services import AnalysisError, run_analysis
 from patron.engine.lifecycle import LifecycleThresholds
@@ -17,18 +25,23 @@ from patron.engine.lifecycle import LifecycleThresholds
 THRESHOLD_OPTIONS = ("new_days", "at_risk_days", "lapsed_days")
 
 
-def _day(text: str) -> date:
+def _day(text: str, option: str = "--as-of") -> date:
     try:
         return date.fromisoformat(text)
     except ValueError as error:
-        raise CommandError(f"--as-of {text!r}: not a date (use YYYY-MM-DD)") from error
+        raise CommandError(f"{option} {text!r}: not a date (use YYYY-MM-DD)") from error
+
+
+def _calibration_day(text: str) -> date:
+    return _day(text, "--calibration-end")
 
 
 class Command(BaseCommand):
     help = (
         "Compute every customer's RFM scores and segment, value class, lifecycle stage, AHP "
         "value score and behaviour segment, the cohorts and the KPI trend, and keep them as a "
-        "new analysis run (earlier runs stay)."
+        "new analysis run (earlier runs stay); fit the BG/NBD, Gamma-Gamma and churn models "
+        "and keep each customer's CLV, P(alive), churn risk with reasons and next purchase date."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -59,6 +72,37 @@ class Command(BaseCommand):
                 "recency, frequency, monetary, tenure: [[1, 0.5, 0.33, 2], ...]"
             ),
         )
+        parser.add_argument(
+            "--validate",
+            action="store_true",
+            help="also fit the CLV models up to --calibration-end and compare with what followed",
+        )
+        parser.add_argument(
+            "--calibration-end",
+            type=_calibration_day,
+            default=None,
+            help="last day of the calibration period of --validate, YYYY-MM-DD",
+        )
+        defaults = PredictionSettings()
+        parser.add_argument(
+            "--horizon-days",
+            type=int,
+            default=defaults.horizon_days,
+            help="churn horizon: no purchase in the next N days (default 90)",
+        )
+        parser.add_argument(
+            "--clv-months",
+            type=int,
+            default=defaults.clv_months,
+            help="months of customer lifetime value (default 12)",
+        )
+        parser.add_argument(
+            "--discount-rate",
+            type=float,
+            default=defaults.discount_rate,
+            help="monthly discount rate of the CLV (default 0.01)",
+        )
+        parser.add_argument("--no-models", action="store_true", help="skip the predictive models")
 
     def handle(self, *args: Any, **options: Any) -> None:
         as_of = options["as_of"]
@@ -71,6 +115,8 @@ class Command(BaseCommand):
                 thresholds=_thresholds(options),
                 ahp_matrix=_matrix(options["ahp_matrix"]),
                 triggered_by="command",
+                predictions=_prediction_settings(options),
+                with_models=not options["no_models"],
             )
         except AnalysisError as error:
             raise CommandError(str(error)) from error
@@ -95,6 +141,36 @@ class Command(BaseCommand):
                     f"  {summary.label:<32} {summary.customers:>8,}  "
                     f"{summary.share:6.1%} of customers  {summary.revenue_share:6.1%} of revenue"
                 )
+        self._report_models(run)
+
+    def _report_models(self, run: AnalysisRun) -> None:
+        """One line per fitted model: parameters and the headline metric, or why it failed."""
+        for model_run in run.model_runs.order_by("id"):
+            label = model_run.get_kind_display()
+            if model_run.status != AnalysisRunStatusChoices.SUCCEEDED:
+                self.stdout.write(self.style.WARNING(f"{label}: not fitted: {model_run.error}"))
+                continue
+            fitted = ", ".join(
+                f"{name} {value:.4g}"
+                for name, value in model_run.parameters.items()
+                if isinstance(value, float)
+            )
+            line = f"{label}: {model_run.customers:,} customers"
+            if fitted:
+                line += f"; {fitted}"
+            validation = model_run.metrics.get("validation") or {}
+            if "holdout_purchases_expected" in validation:
+                line += (
+                    f"; holdout purchases {validation['holdout_purchases_expected']:,.0f} "
+                    f"expected, {validation['holdout_purchases_actual']:,.0f} actual"
+                )
+            churn = model_run.metrics.get("model") or {}
+            baseline = model_run.metrics.get("bgnbd_expected_purchases") or {}
+            if "roc_auc" in churn:
+                line += f"; ROC-AUC {churn['roc_auc']:.3f}"
+                if "roc_auc" in baseline:
+                    line += f" (BG/NBD baseline {baseline['roc_auc']:.3f})"
+            self.stdout.write(line)
 
 
 def _thresholds(options: dict[str, Any]) -> LifecycleThresholds | None:
@@ -111,6 +187,26 @@ def _thresholds(options: dict[str, Any]) -> LifecycleThresholds | None:
     if days["lapsed_days"] <= days["at_risk_days"]:
         raise CommandError("--lapsed-days must be more than --at-risk-days")
     return LifecycleThresholds(**days)
+
+
+def _prediction_settings(options: dict[str, Any]) -> PredictionSettings:
+    """The predictive models' settings from the command line, checked."""
+    calibration_end = options.get("calibration_end")
+    if isinstance(calibration_end, str):
+        calibration_end = _calibration_day(calibration_end)
+    validate = bool(options.get("validate"))
+    if validate and calibration_end is None:
+        raise CommandError("--validate needs --calibration-end DATE")
+    if calibration_end is not None and not validate:
+        raise CommandError("--calibration-end is used only with --validate")
+    defaults = PredictionSettings()
+    return PredictionSettings(
+        horizon_days=int(options.get("horizon_days", defaults.horizon_days)),
+        clv_months=int(options.get("clv_months", defaults.clv_months)),
+        discount_rate=float(options.get("discount_rate", defaults.discount_rate)),
+        validate=validate,
+        calibration_end=calibration_end,
+    )
 
 
 def _matrix(text: str | None) -> list[list[float]] | None:
