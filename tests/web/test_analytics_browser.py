@@ -7,6 +7,7 @@ pages are served by pytest-django's live server thread.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -157,5 +158,111 @@ def test_analytics_pages_draw_their_charts_in_both_languages(
             page.goto(f"{base}/customers/{first_customer}/")
             expect(page.locator("[data-card=analysis] .card-title")).to_have_text("评分与分群")
             page.screenshot(path=shots / "13-customer-scores-zh.png", full_page=True)
+        finally:
+            browser.close()
+
+
+def test_prediction_pages_draw_their_charts_in_both_languages(
+    live_server: object, artifacts_dir: Path, analytics_world: DemoWorld
+) -> None:
+    # given the demo shop analysed with validated models and a staff user
+    from patron.analytics.choices import PredictiveModelChoices
+    from patron.analytics.models import AnalysisRun, ModelRun
+    from patron.analytics.prediction_settings import PredictionSettings
+    from patron.analytics.services import run_analysis
+    from tests.web.test_prediction_views import (
+        CALIBRATION_END,
+        REASONS,
+        _import,
+        ranked,
+        read_rows,
+    )
+
+    User.objects.create_user("mei", password=STAFF_PASSWORD, is_staff=True)
+    _import(analytics_world)
+    run: AnalysisRun = run_analysis(
+        triggered_by="test",
+        predictions=PredictionSettings(validate=True, calibration_end=CALIBRATION_END),
+    )
+    top = ranked(read_rows(run))[0].external_id
+    run.customer_rows.filter(customer__external_id=top).update(churn_reasons=REASONS)
+    bgnbd = ModelRun.objects.get(analysis=run, kind=PredictiveModelChoices.BG_NBD)
+    churn = ModelRun.objects.get(analysis=run, kind=PredictiveModelChoices.CHURN)
+    riskiest = (
+        run.customer_rows.exclude(clv=None)
+        .exclude(churn_probability=None)
+        .order_by("-churn_probability")
+        .values_list("customer__external_id", flat=True)
+        .first()
+    )
+    likely = run.customer_rows.exclude(clv=None).filter(churn_probability__gte=0.9).count()
+    base = str(live_server.url)  # type: ignore[attr-defined]
+    shots = artifacts_dir / "browser-predictions"
+    shots.mkdir(exist_ok=True)
+    require(CHROMIUM.exists(), f"Debian's chromium is not installed at {CHROMIUM}")
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="en-US")
+        try:
+            page.goto(f"{base}/login/?next=/analytics/clv/")
+            page.fill("input[name=username]", "mei")
+            page.fill("input[name=password]", STAFF_PASSWORD)
+            page.click("button.button-primary")
+
+            # when the CLV page opens, then the distribution and equity bars are drawn
+            expect(page.locator("h1.page-title")).to_have_text("Customer lifetime value")
+            expect(page.locator(_drawn("clv-histogram", ".barlayer"))).to_have_count(1)
+            expect(page.locator(_drawn("clv-group", ".barlayer"))).to_have_count(1)
+            expect(page.locator("table[data-table=top-clv] tbody tr")).to_have_count(20)
+            page.screenshot(path=shots / "01-clv-en.png", full_page=True)
+            page.click("a.tab[data-by=channel]")
+            expect(page.locator("a.tab.is-active")).to_have_attribute("data-by", "channel")
+            expect(page.locator(_drawn("clv-group", ".barlayer"))).to_have_count(1)
+
+            # when the churn page opens, then customers are listed with their reasons
+            page.goto(f"{base}/analytics/churn/")
+            rows = page.locator("table[data-table=churn-customers] tbody tr")
+            expect(rows).to_have_count(25)
+            expect(
+                page.locator("[data-table=churn-customers] [data-field=reasons] div").first
+            ).to_be_visible()
+            expect(page.locator("table[data-table=churn-scores] tbody tr")).to_have_count(3)
+            page.screenshot(path=shots / "02-churn-en.png", full_page=True)
+            # and the probability filter narrows the list
+            page.fill("input[name=min_probability]", "90")
+            page.click("form.period-form button[type=submit]")
+            expect(page).to_have_url(re.compile(r"min_probability=90"))
+            expect(rows).to_have_count(min(likely, 25))
+
+            # when the model pages open, then the fit plots are drawn
+            page.goto(f"{base}/analytics/models/")
+            expect(page.locator("table[data-table=model-runs] tbody tr")).to_have_count(3)
+            page.screenshot(path=shots / "03-models-en.png", full_page=True)
+            page.goto(f"{base}/analytics/models/{bgnbd.pk}/")
+            for figure in ("frequency-histogram", "tracking", "conditional"):
+                expect(page.locator(_drawn(figure, ".main-svg")).first).to_be_visible()
+            page.screenshot(path=shots / "04-bgnbd-model-en.png", full_page=True)
+            page.goto(f"{base}/analytics/models/{churn.pk}/")
+            expect(page.locator(_drawn("churn-scores", ".barlayer"))).to_have_count(1)
+            page.screenshot(path=shots / "05-churn-model-en.png", full_page=True)
+
+            # when the staff user switches to Chinese, then the pages speak Chinese
+            page.goto(f"{base}/analytics/churn/")
+            page.click("button.lang-option[value=zh-hans]")
+            expect(page.locator("h1.page-title")).to_have_text("流失风险")
+            expect(page.locator("a.button[data-action=export]")).to_have_text("导出为营销人群")
+            expect(rows.first.locator("[data-field=reasons] div").first).to_have_text(
+                REASONS[0]["zh"]
+            )
+            page.screenshot(path=shots / "06-churn-zh.png", full_page=True)
+            page.goto(f"{base}/analytics/clv/")
+            expect(page.locator("h1.page-title")).to_have_text("客户终身价值")
+            expect(page.locator(_drawn("clv-histogram", ".barlayer"))).to_have_count(1)
+            page.screenshot(path=shots / "07-clv-zh.png", full_page=True)
+            page.goto(f"{base}/customers/{riskiest}/")
+            expect(page.locator("[data-card=predictions] [data-score=churn]")).to_be_visible()
+            page.screenshot(path=shots / "08-customer-predictions-zh.png", full_page=True)
         finally:
             browser.close()

@@ -9,6 +9,7 @@ formatted for the active language.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import plotly.graph_objects as go
@@ -30,12 +31,18 @@ from patron.web.formatting import (
 MODEL_COLOUR = _ORANGE
 
 
+def _edge(amount: Decimal, currency: str) -> str:
+    # Bin edges are round amounts: ¥300 reads better on a crowded axis than ¥300.00.
+    text = format_money(amount, currency)
+    return text.removesuffix(".00") if amount == amount.to_integral_value() else text
+
+
 def clv_bin_label(clv_bin: ClvBin, currency: str) -> str:
     """``¥0–¥50`` for a bin, ``≥ ¥1,000`` for the open last bin."""
-    low = format_money(clv_bin.low, currency)
+    low = _edge(clv_bin.low, currency)
     if clv_bin.high is None:
         return f"≥ {low}"
-    return f"{low}–{format_money(clv_bin.high, currency)}"
+    return f"{low}–{_edge(clv_bin.high, currency)}"
 
 
 def clv_histogram_figure(bins: Sequence[ClvBin], currency: str) -> dict[str, Any]:

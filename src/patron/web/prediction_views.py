@@ -325,6 +325,7 @@ METRIC_LABELS = {
     "horizon_days": gettext_lazy("Horizon (days)"),
     "train": gettext_lazy("Training split"),
     "validation": gettext_lazy("Validation split"),
+    "rows": gettext_lazy("Rows"),
 }
 
 
@@ -342,6 +343,8 @@ def format_metric(key: str, value: Any) -> str:
     if isinstance(value, int):
         return format_count(value, get_language())
     if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15 and key not in SHARE_METRICS:
+            return format_count(int(value), get_language())
         if key in SHARE_METRICS:
             return format_percent(value, 2)
         return format_number(value, 2 if abs(value) >= 1000 else 4)
@@ -358,8 +361,11 @@ def metric_items(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
-def parameter_rows(model_run: ModelRun) -> list[dict[str, Any]]:
-    """The fitted parameters with their standard errors and 95 % intervals (± 1.96 SE)."""
+def parameter_rows(
+    model_run: ModelRun, calibration: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The fitted parameters with their standard errors, 95 % intervals (± 1.96 SE) and the
+    values of the calibration-period fit (``calibration``) when the model was validated."""
     rows = []
     for name, value in model_run.parameters.items():
         error = model_run.standard_errors.get(name)
@@ -368,7 +374,15 @@ def parameter_rows(model_run: ModelRun) -> list[dict[str, Any]]:
             if isinstance(value, int | float) and isinstance(error, int | float)
             else None
         )
-        rows.append({"name": name, "value": value, "error": error, "interval": interval})
+        rows.append(
+            {
+                "name": name,
+                "value": value,
+                "error": error,
+                "interval": interval,
+                "calibration": (calibration or {}).get(name),
+            }
+        )
     return rows
 
 
@@ -391,7 +405,7 @@ def model_detail(request: HttpRequest, model_run_id: int) -> HttpResponse:
         "model_run": model_run,
         "run": model_run.analysis,
         "currency": default_currency(),
-        "parameters": parameter_rows(model_run),
+        "parameters": parameter_rows(model_run, (validation or {}).get("parameters")),
         # xgettext:no-python-format
         "interval_label": _("95% interval"),
         "metrics": metric_items(metrics),
