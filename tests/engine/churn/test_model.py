@@ -267,3 +267,9 @@ def test_scoring_before_fitting_is_refused() -> None:
         ChurnModel().predict(
             _weekly_orders(1, dt.date(2025, 1, 1), dt.date(2025, 1, 1)), dt.date(2025, 1, 1)
         )
+
+
+def test_a_day_before_any_order_scores_nobody(orders: pl.DataFrame, fitted: ChurnModel) -> None:
+    scored = fitted.predict(orders, dt.date(2010, 11, 30))
+    assert scored.height == 0
+    assert scored.columns == ["customer_id", "churn_probability", "reasons"]

@@ -376,6 +376,13 @@ class ChurnModel:
             raise ModelNotFittedError("ChurnModel is not fitted yet: call fit(orders, as_of)")
         require_date(as_of, "as_of")
         features = churn_features(orders, as_of, events, horizon_days=self.horizon_days)
+        schema: dict[str, pl.DataType | type[pl.DataType]] = {
+            "customer_id": pl.String,
+            "churn_probability": pl.Float64,
+            "reasons": REASONS_DTYPE,
+        }
+        if features.height == 0:
+            return pl.DataFrame(schema=schema)
         x = _matrix(features, self.feature_names_)
         probability = _calibrated(self._calibrator, _booster_probability(self._booster, x))
         contributions = np.asarray(self._booster.predict(x, pred_contrib=True))[:, :-1]
@@ -392,11 +399,7 @@ class ChurnModel:
                 "churn_probability": probability,
                 "reasons": reasons,
             },
-            schema={
-                "customer_id": pl.String,
-                "churn_probability": pl.Float64,
-                "reasons": REASONS_DTYPE,
-            },
+            schema=schema,
         )
 
 
