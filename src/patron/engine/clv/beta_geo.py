@@ -32,8 +32,8 @@ class _BetaGeoStatistics:
 
     ``frequencies``/``counts``: the distinct frequencies and how many customers have each;
     ``T_zero``: T of the customers without a repeat purchase (their likelihood depends on T
-    alone); ``x``, ``recency``, ``T`` and ``codes`` (index into ``frequencies``): the
-    customers with repeat purchases.
+    alone); ``x``, ``recency``, ``T``: the customers with repeat purchases, ``codes`` the
+    index of each one's frequency in ``repeat_frequencies`` (their distinct frequencies).
     """
 
     count: int
