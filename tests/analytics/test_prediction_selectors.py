@@ -16,10 +16,10 @@ from patron.analytics.prediction_selectors import (
     churn_metric,
     churn_ranking,
     churn_totals,
+    clv_bin_width,
     clv_by_group,
     clv_histogram,
     clv_overview,
-    clv_values,
     failed_models,
     model_run_list,
     top_clv_customers,
@@ -70,13 +70,12 @@ def test_clv_overview_is_the_sum_mean_and_median_of_the_customers_clv(
     assert overview.equity == cents(sum(values, Decimal(0)))
     assert overview.mean == cents(sum(values, Decimal(0)) / len(values))
     assert overview.median == cents(Decimal(statistics.median(values)))
-    assert clv_values(analysed) == sorted(values)
 
 
-def test_clv_histogram_puts_every_value_in_its_bin() -> None:
-    values = sorted(Decimal(n) for n in [*range(0, 200, 2), 5000])
+def test_clv_histogram_puts_every_customer_in_its_bin(analysed: AnalysisRun) -> None:
+    values = sorted(clv for clv, *_rest in predictions(analysed).values() if clv is not None)
 
-    bins = clv_histogram(values, bins=10)
+    bins = clv_histogram(analysed, bins=10)
 
     assert sum(clv_bin.customers for clv_bin in bins) == len(values)
     for clv_bin in bins:
@@ -86,13 +85,28 @@ def test_clv_histogram_puts_every_value_in_its_bin() -> None:
             if value >= clv_bin.low and (clv_bin.high is None or value < clv_bin.high)
         ]
         assert clv_bin.customers == len(inside)
-    assert bins[-1].high is None  # the tail above the 99th percentile
-    assert bins[-1].customers >= 1
+    # The regular bins reach the 99th percentile; the open last one holds the tail above.
+    assert bins[-1].high is None
+    assert bins[-1].low >= values[int(0.99 * len(values))]
     assert all(a.high == b.low for a, b in itertools.pairwise(bins))
 
 
-def test_clv_histogram_of_nothing_is_empty() -> None:
-    assert clv_histogram([]) == []
+def test_clv_histogram_of_a_run_without_clv_is_empty(demo_store: DemoWorld) -> None:
+    run = run_analysis(as_of=AS_OF, triggered_by="test", with_models=False)
+
+    assert clv_histogram(run) == []
+    assert clv_overview(run).median is None
+
+
+@pytest.mark.parametrize(
+    ("top", "bins", "width"),
+    [(Decimal("2874.31"), 20, Decimal("150")), (Decimal("9.99"), 10, Decimal("1.0"))],
+)
+def test_clv_bin_width_is_a_round_amount_reaching_the_top(
+    top: Decimal, bins: int, width: Decimal
+) -> None:
+    assert clv_bin_width(top, bins) == width
+    assert clv_bin_width(top, bins) * bins >= top
 
 
 @pytest.mark.parametrize("by", ["rfm", "value_tier"])

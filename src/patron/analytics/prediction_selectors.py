@@ -9,9 +9,8 @@ query.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from django.db.models import (
@@ -20,6 +19,7 @@ from django.db.models import (
     F,
     FloatField,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Sum,
@@ -72,62 +72,84 @@ class ClvOverview:
     median: Decimal | None
 
 
-def clv_values(run: AnalysisRun) -> list[Decimal]:
-    """Every customer's CLV in ``run`` (customers without one left out), smallest first."""
-    values = (
-        CustomerAnalysis.objects.filter(run=run, clv__isnull=False)
-        .order_by("clv")
-        .values_list("clv", flat=True)
-    )
+def _with_clv(run: AnalysisRun) -> QuerySet[CustomerAnalysis]:
+    return CustomerAnalysis.objects.filter(run=run, clv__isnull=False)
+
+
+def _clv_at(run: AnalysisRun, offset: int, count: int = 1) -> list[Decimal]:
+    """The ``count`` CLVs from position ``offset`` of the run's CLVs, smallest first."""
+    values = _with_clv(run).order_by("clv").values_list("clv", flat=True)[offset : offset + count]
     return [value for value in values if value is not None]
 
 
-def clv_overview(run: AnalysisRun, values: list[Decimal] | None = None) -> ClvOverview:
-    """Customer equity (the sum of CLV), mean and median CLV of ``run``; ``values`` are the
-    run's :func:`clv_values` when the caller has them already."""
-    values = clv_values(run) if values is None else values
+def clv_overview(run: AnalysisRun) -> ClvOverview:
+    """Customer equity (the sum of CLV), mean and median CLV of ``run``.
+
+    Two SQL statements whatever the number of customers: one aggregate, and the middle one or
+    two values for the median (the mean of the two middle values for an even count).
+    """
+    totals = CustomerAnalysis.objects.filter(run=run).aggregate(
+        customers=Count("pk"), with_clv=Count("clv"), equity=_exact_money_sum("clv")
+    )
+    with_clv = int(totals["with_clv"])
+    equity = _money_from_units(totals["equity"])
     currency = default_currency()
-    equity = sum(values, Decimal(0))
+    median = None
+    if with_clv:
+        middle = _clv_at(run, (with_clv - 1) // 2, 2 - with_clv % 2)
+        median = round_for_currency(sum(middle, Decimal(0)) / len(middle), currency)
     return ClvOverview(
-        customers=CustomerAnalysis.objects.filter(run=run).count(),
-        with_clv=len(values),
+        customers=int(totals["customers"]),
+        with_clv=with_clv,
         equity=round_for_currency(equity, currency),
-        mean=round_for_currency(equity / len(values), currency) if values else None,
-        median=round_for_currency(Decimal(statistics.median(values)), currency) if values else None,
+        mean=round_for_currency(equity / with_clv, currency) if with_clv else None,
+        median=median,
     )
 
 
 @dataclass(frozen=True)
 class ClvBin:
     """One bar of the CLV histogram: customers with ``low <= clv < high`` (the last bin is
-    open: ``high`` is None)."""
+    open: ``high`` is None; the first also holds any CLV below 0)."""
 
     low: Decimal
     high: Decimal | None
     customers: int
 
 
-def clv_histogram(values: list[Decimal], bins: int = CLV_HISTOGRAM_BINS) -> list[ClvBin]:
-    """Equal-width bins from 0 to the 99th percentile of ``values`` (sorted, as from
-    :func:`clv_values`), and one open bin for the customers above it."""
-    if not values:
-        return []
-    top = values[min(len(values) - 1, int(CLV_TAIL_QUANTILE * len(values)))]
-    if top <= 0:
-        return [ClvBin(Decimal(0), None, len(values))]
-    # Round the width to a readable amount (two significant digits).
+def clv_bin_width(top: Decimal, bins: int) -> Decimal:
+    """The width of ``bins`` equal bins that reach ``top``, rounded up to two significant
+    digits so that the edges are readable amounts (¥300, not ¥287.43)."""
     raw = top / bins
     exponent = raw.adjusted() - 1
-    width = (raw / Decimal(10) ** exponent).to_integral_value(rounding="ROUND_CEILING") * (
-        Decimal(10) ** exponent
-    )
-    counts = [0] * (bins + 1)
-    for value in values:
-        index = int(max(value, Decimal(0)) // width)
-        counts[min(index, bins)] += 1
+    unit = Decimal(10) ** exponent
+    return (raw / unit).to_integral_value(rounding=ROUND_CEILING) * unit
+
+
+def clv_histogram(
+    run: AnalysisRun, bins: int = CLV_HISTOGRAM_BINS, with_clv: int | None = None
+) -> list[ClvBin]:
+    """Equal-width bins from 0 to the 99th percentile of the run's CLVs, and one open bin for
+    the customers above it; trailing empty bins are dropped.
+
+    Three SQL statements whatever the number of customers (the count, which ``with_clv``
+    saves when the caller has it; the percentile; one count per edge in one aggregate).
+    """
+    count = _with_clv(run).count() if with_clv is None else with_clv
+    if not count:
+        return []
+    top = _clv_at(run, min(count - 1, int(CLV_TAIL_QUANTILE * count)))[0]
+    if top <= 0:
+        return [ClvBin(Decimal(0), None, count)]
+    width = clv_bin_width(top, bins)
     edges = [width * index for index in range(bins + 1)]
-    result = [ClvBin(edges[i], edges[i + 1], counts[i]) for i in range(bins)]
-    result.append(ClvBin(edges[bins], None, counts[bins]))
+    at_least = _with_clv(run).aggregate(
+        **{f"edge_{i}": Count("pk", filter=Q(clv__gte=edges[i])) for i in range(1, bins + 1)}
+    )
+    # Customers at or above each edge; the first edge (0) counts everyone, negatives included.
+    above = [count] + [int(at_least[f"edge_{i}"]) for i in range(1, bins + 1)] + [0]
+    result = [ClvBin(edges[i], edges[i + 1], above[i] - above[i + 1]) for i in range(bins)]
+    result.append(ClvBin(edges[bins], None, above[bins]))
     # Trailing empty regular bins add nothing but width.
     while len(result) > 1 and result[-2].customers == 0 and result[-1].customers == 0:
         result.pop()

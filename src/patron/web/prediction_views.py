@@ -38,7 +38,6 @@ from patron.analytics.prediction_selectors import (
     clv_by_group,
     clv_histogram,
     clv_overview,
-    clv_values,
     failed_models,
     get_model_run,
     model_run_list,
@@ -89,18 +88,18 @@ def clv(request: HttpRequest) -> HttpResponse:
     if run is None:
         return render(request, "web/analytics/clv.html", context)
     currency = default_currency()
-    values = clv_values(run)
+    overview = clv_overview(run)
     context.update(_models_context(run))
     context.update(
         {
             "currency": currency,
             "settings": prediction_settings(run),
-            "overview": clv_overview(run, values),
+            "overview": overview,
             "transaction_model": run_model(run, PredictiveModelChoices.BG_NBD),
             "spend_model": run_model(run, PredictiveModelChoices.GAMMA_GAMMA),
         }
     )
-    if not values:
+    if not overview.with_clv:
         return render(request, "web/analytics/clv.html", context)
     groups = clv_by_group(run, by)
     context.update(
@@ -109,7 +108,9 @@ def clv(request: HttpRequest) -> HttpResponse:
             "by_label": _grouping_label(by),
             "groupings": [(code, _grouping_label(code)) for code in CLV_GROUPINGS],
             "groups": groups,
-            "histogram": charts.clv_histogram_figure(clv_histogram(values), currency),
+            "histogram": charts.clv_histogram_figure(
+                clv_histogram(run, with_clv=overview.with_clv), currency
+            ),
             "by_group": charts.clv_by_group_figure(groups, currency),
             "top": top_clv_customers(run, TOP_CUSTOMERS),
             "discount_percent": prediction_settings(run).discount_rate * 100,
