@@ -168,7 +168,14 @@ def test_the_run_record_says_what_was_read_and_when(demo_store: DemoWorld) -> No
     assert run.duration_seconds is not None
     assert run.duration_seconds > 0
     assert run.error == ""
-    assert set(run.parameters) == {"lifecycle_thresholds", "ahp", "behaviour"}
+    assert set(run.parameters) == {"lifecycle_thresholds", "ahp", "behaviour", "predictions"}
+    assert run.parameters["predictions"] == {
+        "horizon_days": 90,
+        "clv_months": 12,
+        "discount_rate": 0.01,
+        "validate": False,
+        "calibration_end": None,
+    }
     assert run.parameters["lifecycle_thresholds"]["derived"] is True
     k = run.parameters["behaviour"]["k"]
     assert sorted(profile["segment"] for profile in run.results["behaviour_profiles"]) == list(

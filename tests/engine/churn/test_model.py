@@ -262,6 +262,26 @@ def test_a_snapshot_where_nobody_churns_is_refused() -> None:
         ChurnModel().fit(orders, dt.date(2025, 6, 8))
 
 
+def test_customers_who_look_alike_but_differ_in_outcome_are_refused() -> None:
+    # given 40 customers with one order each on the same day and for the same amount, of
+    # whom every other one buys again in the training label window and again after it:
+    # the training snapshot has both classes but nothing to tell them apart
+    as_of = dt.date(2025, 6, 8)
+    rows = []
+    for customer in range(40):
+        rows.append((f"{customer}-a", str(customer), dt.date(2024, 10, 1), 10.0))
+        if customer % 2:
+            rows.append((f"{customer}-b", str(customer), dt.date(2025, 1, 15), 10.0))
+            if customer % 4 == 1:
+                rows.append((f"{customer}-c", str(customer), dt.date(2025, 5, 1), 10.0))
+    orders = pl.DataFrame(
+        rows, schema=["order_id", "customer_id", "ordered_at", "line_total"], orient="row"
+    )
+    # then the model says so rather than give everyone the same risk without reasons
+    with pytest.raises(ChurnModelError, match="40 customers of the training snapshot show no"):
+        ChurnModel().fit(orders, as_of)
+
+
 def test_scoring_before_fitting_is_refused() -> None:
     with pytest.raises(ModelNotFittedError, match="call fit"):
         ChurnModel().predict(

@@ -117,7 +117,10 @@ class ChurnModel:
         N, the churn horizon: no order in the next N days.
     random_state : int
         Seed of the calibration split and of LightGBM's bagging.
-    n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM settings.
+    n_estimators, learning_rate, num_leaves : LightGBM settings.
+    min_child_samples : int
+        Fewest training rows in a leaf; a small shop's training snapshot uses 5 % of its rows
+        (at least 10) when that is fewer, so that its trees can split at all.
     calibration : {"isotonic", "sigmoid"}
         How the raw scores become probabilities.
     calibration_folds : int
@@ -309,12 +312,12 @@ class ChurnModel:
             )
         return joined.drop("churned"), churned
 
-    def _lightgbm_params(self) -> dict[str, Any]:
+    def _lightgbm_params(self, rows: int) -> dict[str, Any]:
         return {
             "objective": "binary",
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples,
+            "min_child_samples": min(self.min_child_samples, max(10, rows // 20)),
             "bagging_fraction": 0.8,
             "bagging_freq": 1,
             "feature_fraction": 0.8,
@@ -330,7 +333,9 @@ class ChurnModel:
 
     def _boost(self, x: FloatArray, y: npt.NDArray[np.int64], names: list[str]) -> lgb.Booster:
         dataset = lgb.Dataset(x, label=y, feature_name=names, free_raw_data=True)
-        return lgb.train(self._lightgbm_params(), dataset, num_boost_round=self.n_estimators)
+        return lgb.train(
+            self._lightgbm_params(len(y)), dataset, num_boost_round=self.n_estimators
+        )
 
     def _train(
         self, features: pl.DataFrame, labels: pl.Series, feature_names: list[str]
@@ -359,7 +364,14 @@ class ChurnModel:
         else:
             calibrator = LogisticRegression(C=1e6)
             calibrator.fit(_logit(held_out).reshape(-1, 1), y)
-        return self._boost(x, y, feature_names), calibrator
+        booster = self._boost(x, y, feature_names)
+        if all(tree["num_leaves"] <= 1 for tree in booster.dump_model()["tree_info"]):
+            raise ChurnModelError(
+                f"the {len(np.unique(customers))} customers of the training snapshot show no "
+                "pattern the trees can split on (every customer would get the same risk and "
+                "no reasons): the churn model needs more customers or more history"
+            )
+        return booster, calibrator
 
     # -- scoring ------------------------------------------------------------------------------
 

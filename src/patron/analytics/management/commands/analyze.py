@@ -165,7 +165,7 @@ class Command(BaseCommand):
                     f"expected, {validation['holdout_purchases_actual']:,.0f} actual"
                 )
             churn = model_run.metrics.get("model") or {}
-            baseline = model_run.metrics.get("bgnbd_expected_purchases") or {}
+            baseline = model_run.metrics.get("bgnbd") or {}
             if "roc_auc" in churn:
                 line += f"; ROC-AUC {churn['roc_auc']:.3f}"
                 if "roc_auc" in baseline:
