@@ -89,11 +89,12 @@ def clv(request: HttpRequest) -> HttpResponse:
         return render(request, "web/analytics/clv.html", context)
     currency = default_currency()
     overview = clv_overview(run)
+    settings = prediction_settings(run)
     context.update(_models_context(run))
     context.update(
         {
             "currency": currency,
-            "settings": prediction_settings(run),
+            "settings": settings,
             "overview": overview,
             "transaction_model": run_model(run, PredictiveModelChoices.BG_NBD),
             "spend_model": run_model(run, PredictiveModelChoices.GAMMA_GAMMA),
@@ -113,7 +114,7 @@ def clv(request: HttpRequest) -> HttpResponse:
             ),
             "by_group": charts.clv_by_group_figure(groups, currency),
             "top": top_clv_customers(run, TOP_CUSTOMERS),
-            "discount_percent": prediction_settings(run).discount_rate * 100,
+            "discount_percent": settings.discount_rate * 100,
         }
     )
     return render(request, "web/analytics/clv.html", context)
