@@ -27,6 +27,7 @@ def test_openapi_schema_is_served_and_lists_the_endpoints(db: None) -> None:
         "/api/v1/analytics/segments",
         "/api/v1/analytics/cohorts",
         "/api/v1/analytics/kpis",
+        "/api/v1/analytics/models",
     }
     assert set(schema["paths"]["/api/v1/customers"]) == {"get"}
     ingest_orders = schema["paths"]["/api/v1/ingest/orders"]["post"]

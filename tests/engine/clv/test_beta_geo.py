@@ -353,3 +353,31 @@ def test_identical_customers_are_evaluated_once_with_their_count() -> None:
         zip(distinct["frequency"], distinct["recency"], distinct["T"], weights, strict=True)
     )
     assert rows == [(0.0, 0.0, 5.0, 3.0), (1.0, 1.0, 4.0, 1.0), (2.0, 3.0, 5.0, 1.0)]
+
+
+def test_expectations_at_a_equal_to_one_are_the_limit_of_the_formula() -> None:
+    # given a fit with a = 1 exactly, where the paper's (a + b + x - 1)/(a - 1) factor is 0/0,
+    # and the same fit either side of it, where the formula holds
+    summary = {
+        "frequency": np.array([0.0, 1.0, 4.0, 30.0]),
+        "recency": np.array([0.0, 10.0, 30.0, 70.0]),
+        "T": np.array([20.0, 40.0, 60.0, 78.0]),
+    }
+    at_one = _fixed({"r": 0.5, "alpha": 6.0, "a": 1.0, "b": 2.5})
+    step = 1e-3
+    below = _fixed({"r": 0.5, "alpha": 6.0, "a": 1.0 - step, "b": 2.5})
+    above = _fixed({"r": 0.5, "alpha": 6.0, "a": 1.0 + step, "b": 2.5})
+    # then the values at a = 1 are finite and the midpoint of the sides (error O(step^2))
+    for horizon in (1.0, 39.0):
+        value = at_one.expected_purchases(horizon, summary)
+        assert np.isfinite(value).all()
+        sides = (
+            below.expected_purchases(horizon, summary) + above.expected_purchases(horizon, summary)
+        ) / 2.0
+        np.testing.assert_allclose(value, sides, rtol=1e-5)
+        new = at_one.expected_purchases_new_customer(horizon)
+        sides_new = (
+            below.expected_purchases_new_customer(horizon)
+            + above.expected_purchases_new_customer(horizon)
+        ) / 2.0
+        np.testing.assert_allclose(new, sides_new, rtol=1e-5)

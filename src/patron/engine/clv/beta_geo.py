@@ -298,8 +298,7 @@ class BetaGeoModel(LikelihoodModel):
         t_values = horizon(t, self.model_name)
         x, big_t = columns["frequency"], columns["T"]
         z = t_values / (alpha + big_t + t_values)
-        scaled = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z)
-        expected = (a + b + x - 1.0) / (a - 1.0) * (1.0 - scaled)
+        expected = _away_from_one(a, lambda a: _purchases_while_alive(r, a, b, x, z))
         return np.asarray(expected * _bg_p_alive(r, alpha, a, b, columns), dtype=np.float64)
 
     def expected_purchases_new_customer(self, t: Any) -> FloatArray:
@@ -315,8 +314,29 @@ class BetaGeoModel(LikelihoodModel):
         r, alpha, a, b = self.fitted_params()
         t_values = horizon(t, self.model_name)
         z = t_values / (alpha + t_values)
-        scaled = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b - 1.0, z)
-        return np.asarray((a + b - 1.0) / (a - 1.0) * (1.0 - scaled), dtype=np.float64)
+        expected = _away_from_one(a, lambda a: _purchases_while_alive(r, a, b, 0.0, z))
+        return np.asarray(expected, dtype=np.float64)
+
+
+#: Below this distance from a = 1 the expectations are evaluated on both sides of it.
+_A_NEAR_ONE = 1e-6
+
+
+def _purchases_while_alive(r: float, a: float, b: float, x: Any, z: Any) -> FloatArray:
+    """Expected purchases while alive (eq. 10 without P(alive)), Euler-transformed:
+    ``(a + b + x - 1)/(a - 1) [1 - (1 - z)^(a-1) 2F1(a + b - 1 - r, a - 1; a + b + x - 1; z)]``."""
+    scaled = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z)
+    return np.asarray((a + b + x - 1.0) / (a - 1.0) * (1.0 - scaled), dtype=np.float64)
+
+
+def _away_from_one(a: float, expectation: Any) -> FloatArray:
+    """``expectation(a)``, or at a = 1 (0/0 in the formula) the mean of its values at
+    ``1 ± 1e-6``: it is smooth in ``a``, and the symmetric mean cancels the first-order error."""
+    if abs(a - 1.0) >= _A_NEAR_ONE:
+        return np.asarray(expectation(a), dtype=np.float64)
+    below = np.asarray(expectation(1.0 - _A_NEAR_ONE), dtype=np.float64)
+    above = np.asarray(expectation(1.0 + _A_NEAR_ONE), dtype=np.float64)
+    return (below + above) / 2.0
 
 
 def _bg_p_alive(r: float, alpha: float, a: float, b: float, columns: Columns) -> FloatArray:
