@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "patron.orders",
     "patron.ingest",
     "patron.analytics",
+    "patron.loyalty",
     "patron.api",
     "ninja",  # serves Swagger UI's JS and CSS from its own static files, no CDN
     "patron.web",
