@@ -29,6 +29,7 @@ from patron.analytics.services import run_analysis
 from patron.demo.generator import DemoWorld
 from patron.ingest.services import ImportOptions, RecordKind, import_frames
 from patron.web.formatting import format_money
+from patron.web.prediction_views import parameter_rows
 
 #: The validation fits end here; the holdout runs to the world's last order (2025-05-31).
 CALIBRATION_END = date(2025, 1, 31)
@@ -594,3 +595,21 @@ def test_model_list_reads_as_many_queries_for_six_runs_as_for_three(
 
     assert ModelRun.objects.count() == 6
     assert six == three
+
+
+def test_parameter_intervals_are_taken_on_the_log_scale_and_stay_positive() -> None:
+    # given a loosely determined positive parameter (SE close to its value) and a setting
+    model_run = ModelRun(
+        parameters={"b": 0.5, "r": 2.0, "horizon_days": 90},
+        standard_errors={"b": 0.4, "r": 0.1},
+    )
+    # when
+    rows = {row["name"]: row for row in parameter_rows(model_run)}
+    # then each interval is value * exp(+-1.96 SE / value): positive, and close to +-1.96 SE
+    # where the SE is small
+    low, high = rows["b"]["interval"]
+    assert low == pytest.approx(0.5 / 4.797, rel=1e-3)
+    assert high == pytest.approx(0.5 * 4.797, rel=1e-3)
+    low, high = rows["r"]["interval"]
+    assert (low, high) == (pytest.approx(1.8133, rel=1e-3), pytest.approx(2.2059, rel=1e-3))
+    assert rows["horizon_days"]["interval"] is None

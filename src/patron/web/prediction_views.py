@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -366,16 +367,20 @@ def metric_items(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
 def parameter_rows(
     model_run: ModelRun, calibration: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
-    """The fitted parameters with their standard errors, 95 % intervals (± 1.96 SE) and the
-    values of the calibration-period fit (``calibration``) when the model was validated."""
+    """The fitted parameters with their standard errors, 95 % intervals and the values of the
+    calibration-period fit (``calibration``) when the model was validated.
+
+    The CLV models' parameters are positive and fitted on their logarithms, so the interval is
+    ``value · exp(± 1.96 SE / value)`` (the delta method on the log scale): it stays positive,
+    where ``value ± 1.96 SE`` can reach below zero for a loosely determined parameter.
+    """
     rows = []
     for name, value in model_run.parameters.items():
         error = model_run.standard_errors.get(name)
-        interval = (
-            (value - 1.96 * error, value + 1.96 * error)
-            if isinstance(value, int | float) and isinstance(error, int | float)
-            else None
-        )
+        interval = None
+        if isinstance(value, int | float) and isinstance(error, int | float) and value > 0:
+            spread = math.exp(1.96 * error / value)
+            interval = (value / spread, value * spread)
         rows.append(
             {
                 "name": name,
