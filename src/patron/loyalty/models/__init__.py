@@ -1,2 +1,14 @@
 """The loyalty programme's tables: programme, tiers, members and the points ledger
 (``programme.py``, ``ledger.py``), coupons and rewards (``coupons.py``)."""
+
+from patron.loyalty.models.ledger import LedgerTransaction as LedgerTransaction
+from patron.loyalty.models.ledger import LotConsumption as LotConsumption
+from patron.loyalty.models.ledger import PointBalance as PointBalance
+from patron.loyalty.models.ledger import PointLot as PointLot
+from patron.loyalty.models.ledger import Posting as Posting
+from patron.loyalty.models.programme import CategoryMultiplier as CategoryMultiplier
+from patron.loyalty.models.programme import Member as Member
+from patron.loyalty.models.programme import Programme as Programme
+from patron.loyalty.models.programme import Promotion as Promotion
+from patron.loyalty.models.programme import Tier as Tier
+from patron.loyalty.models.programme import TierChange as TierChange
