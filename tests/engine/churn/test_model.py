@@ -15,7 +15,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from patron.engine.churn import ChurnModel, ChurnModelError, churn_features
-from patron.engine.churn.reasons import top_reasons, wordings
+from patron.engine.churn.reasons import top_reasons, typical_values, wordings
 from patron.engine.clv import ModelNotFittedError
 from tests.conftest import SHARED_DATA, require
 from tests.engine.churn.data import ONLINE_RETAIL_AS_OF, online_retail_orders
@@ -207,6 +207,29 @@ def test_reasons_word_the_largest_risk_raising_contributions_of_a_customer() -> 
     ]
     # and a customer whose contributions all lower the risk gets no reason
     assert top_reasons(row, {"orders": -0.1, "refund_share": -0.2}, wordings(90)) == []
+
+
+def test_reasons_on_levels_name_the_typical_customer() -> None:
+    # given three customers' spend and refund shares, the median customer being the second
+    features = {
+        "average_order_value": [120.0, 310.5, 900.0],
+        "refund_share": [0.0, 0.05, None],
+        "days_since_last_order": [10.0, 20.0, 30.0],  # a fact that speaks for itself
+    }
+    typical = typical_values(features)
+    assert typical == {"average_order_value": 310.5, "refund_share": 0.025}
+    # when the first customer's reasons are worded with them
+    row = {"average_order_value": 120.0, "refund_share": 0.0, "days_since_last_order": 10.0}
+    contributions = {"average_order_value": 0.4, "days_since_last_order": 0.2}
+    reasons = top_reasons(row, contributions, wordings(90), typical=typical)
+    # then the level names the typical customer's value, the recency does not
+    assert [(reason["en"], reason["zh"]) for reason in reasons] == [
+        (
+            "average order of 120.00 (typical customer: 310.50)",
+            "平均每单 120.00（一般客户：310.50）",
+        ),
+        ("no purchase for 10 days", "已 10 天未购买"),
+    ]
 
 
 def test_every_feature_has_its_own_wording() -> None:

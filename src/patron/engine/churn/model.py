@@ -30,7 +30,12 @@ from patron.engine.churn.features import (
     churn_labels,
     order_summary_of,
 )
-from patron.engine.churn.reasons import top_reasons, wordings
+from patron.engine.churn.reasons import (
+    TYPICAL_FORMATS,
+    top_reasons,
+    typical_values,
+    wordings,
+)
 from patron.engine.clv import ModelNotFittedError
 from patron.engine.frames import EngineInputError, require_date
 
@@ -333,9 +338,7 @@ class ChurnModel:
 
     def _boost(self, x: FloatArray, y: npt.NDArray[np.int64], names: list[str]) -> lgb.Booster:
         dataset = lgb.Dataset(x, label=y, feature_name=names, free_raw_data=True)
-        return lgb.train(
-            self._lightgbm_params(len(y)), dataset, num_boost_round=self.n_estimators
-        )
+        return lgb.train(self._lightgbm_params(len(y)), dataset, num_boost_round=self.n_estimators)
 
     def _train(
         self, features: pl.DataFrame, labels: pl.Series, feature_names: list[str]
@@ -382,7 +385,8 @@ class ChurnModel:
         ``horizon_days`` after ``as_of``) and ``reasons``: up to three risk-raising
         contributions (exact TreeSHAP values on the log-odds, positive only, largest first,
         one per kind of fact), each ``{code, value, en, zh}`` (feature name, its value, the
-        English and Chinese wording). Sorted by ``customer_id``.
+        English and Chinese wording; levels such as spend also name the median of the
+        customers scored). Sorted by ``customer_id``.
         """
         if not hasattr(self, "_booster"):
             raise ModelNotFittedError("ChurnModel is not fitted yet: call fit(orders, as_of)")
@@ -401,8 +405,16 @@ class ChurnModel:
         wording = wordings(self.horizon_days)
         present = [name for name in self.feature_names_ if name in features.columns]
         rows = features.select("customer_id", *present).to_dicts()
+        typical = typical_values(
+            {name: features[name].to_list() for name in present if name in TYPICAL_FORMATS}
+        )
         reasons = [
-            top_reasons(row, dict(zip(self.feature_names_, values, strict=True)), wording)
+            top_reasons(
+                row,
+                dict(zip(self.feature_names_, values, strict=True)),
+                wording,
+                typical=typical,
+            )
             for row, values in zip(rows, contributions.tolist(), strict=True)
         ]
         return pl.DataFrame(

@@ -10,8 +10,10 @@ a customer gets at most one reason per group.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 Row = Mapping[str, float | int | None]
 
@@ -236,18 +238,53 @@ def wordings(horizon_days: int) -> dict[str, Wording]:
     }
 
 
+def _count(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+TYPICAL_FORMATS: dict[str, Callable[[float], str]] = {
+    "tenure_days": _days,
+    "orders": _count,
+    "net_spend": _money,
+    "average_order_value": _money,
+    "gap_mean_days": _days,
+    "gap_std_days": _days,
+    "refund_share": _percent,
+    "discount_share": _percent,
+}
+"""Features whose value says little without the shop's typical one: a spend of 376.60 may be
+low in one shop and high in another, so its reason names the median customer's too."""
+
+
+def typical_values(features: Mapping[str, Any]) -> dict[str, float]:
+    """The median of each feature of :data:`TYPICAL_FORMATS` over the customers scored
+    (``features`` maps a feature name to its column, a sequence of numbers or None)."""
+    typical = {}
+    for name in TYPICAL_FORMATS:
+        column = features.get(name)
+        if column is None:
+            continue
+        values = [float(v) for v in column if v is not None and not math.isnan(float(v))]
+        if values:
+            typical[name] = statistics.median(values)
+    return typical
+
+
 def top_reasons(
     row: Row,
     contributions: Mapping[str, float],
     wording: Mapping[str, Wording],
     count: int = 3,
+    typical: Mapping[str, float] | None = None,
 ) -> list[dict[str, str | float | None]]:
     """The ``count`` largest positive contributions of one customer, as worded reasons.
 
     ``contributions`` maps feature names to their TreeSHAP contribution to the log-odds of
     churn; only positive ones (those raising the risk) are kept, largest first, one per
     wording group. Each reason is ``{code, value, en, zh}`` with ``value`` the feature's value
-    (None when missing).
+    (None when missing). With ``typical`` (:func:`typical_values`), a reason on a feature of
+    :data:`TYPICAL_FORMATS` also names the typical customer's value: "average order of 120.00
+    (typical customer: 310.50)".
     """
     reasons: list[dict[str, str | float | None]] = []
     seen_groups: set[str] = set()
@@ -260,5 +297,9 @@ def top_reasons(
             continue
         seen_groups.add(entry.group)
         en, zh = entry.words(row)
+        if typical is not None and name in typical:
+            shown = TYPICAL_FORMATS[name](typical[name])
+            en += f" (typical customer: {shown})"
+            zh += f"（一般客户：{shown}）"
         reasons.append({"code": name, "value": _number(row, name), "en": en, "zh": zh})
     return reasons
