@@ -346,7 +346,8 @@ class ChurnModel:
         """Trees on every row; the calibration on out-of-fold scores, folds by customer."""
         x = _matrix(features, feature_names)
         y = labels.to_numpy().astype(np.int64)
-        customers = features["customer_id"].to_numpy()
+        # Integer codes: GroupKFold tests membership with np.isin, which is slow on strings.
+        customers = np.unique(features["customer_id"].to_numpy(), return_inverse=True)[1]
         folds = min(self.calibration_folds, len(np.unique(customers)))
         if folds < 2:
             raise ChurnModelError("one customer is too few to calibrate the churn model")
