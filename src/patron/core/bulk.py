@@ -10,7 +10,8 @@ what the importer wrote.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -48,10 +49,10 @@ def to_db_values(frame: pl.DataFrame) -> pl.DataFrame:
             if postgres:
                 conversions.append(column.dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00").alias(name))
             else:
+                # One formatting pass; whole seconds lose the fraction as Django writes them.
                 conversions.append(
-                    pl.when(column.dt.microsecond() == 0)
-                    .then(column.dt.strftime("%Y-%m-%d %H:%M:%S"))
-                    .otherwise(column.dt.strftime("%Y-%m-%d %H:%M:%S%.6f"))
+                    column.dt.strftime("%Y-%m-%d %H:%M:%S%.6f")
+                    .str.strip_suffix(".000000")
                     .alias(name)
                 )
         elif isinstance(dtype, pl.Decimal | pl.Date):
@@ -61,27 +62,60 @@ def to_db_values(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(conversions) if conversions else frame
 
 
-def insert_frame(table: str, frame: pl.DataFrame) -> None:
-    """Insert every row of ``frame`` into ``table`` (column names = table columns)."""
+def insert_frame(
+    table: str, frame: pl.DataFrame, constants: Mapping[str, Any] | None = None
+) -> None:
+    """Insert every row of ``frame`` into ``table`` (column names = table columns).
+
+    ``constants`` are columns with one value for every row (timestamps, defaults): on SQLite
+    they are bound once in the statement instead of once per row.
+    """
     if frame.height == 0:
         return
+    constants = dict(constants or {})
+    if is_postgres():
+        frame = to_db_values(
+            frame.with_columns(pl.lit(value).alias(name) for name, value in constants.items())
+        )
+        columns = ", ".join(connection.ops.quote_name(name) for name in frame.columns)
+        payload = io.BytesIO()
+        frame.write_csv(payload, include_header=False, null_value="\\N")
+        quoted = connection.ops.quote_name(table)
+        sql = f"COPY {quoted} ({columns}) FROM STDIN (FORMAT csv, NULL '\\N')"
+        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            copy.write(payload.getvalue())
+        return
     frame = to_db_values(frame)
-    columns = ", ".join(connection.ops.quote_name(name) for name in frame.columns)
+    constant_row = (
+        to_db_values(pl.select(pl.lit(v).alias(n) for n, v in constants.items())).row(0)
+        if constants
+        else ()
+    )
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(name) for name in frame.columns)
+    targets = ", ".join(quote(name) for name in [*frame.columns, *constants])
+    selected = ", ".join([*(quote(name) for name in frame.columns), *(["?"] * len(constants))])
+    placeholders = ", ".join(["?"] * frame.width)
+    staging = quote(f"patron_staging_{table}")
+    # Rows go first into a bare temporary table (in memory: temp_store=MEMORY), then into the
+    # real one by one INSERT ... SELECT: the per-statement work (foreign key and AUTOINCREMENT
+    # bookkeeping, index cursors) happens once instead of once per row.
     with connection.cursor() as cursor:
-        if is_postgres():
-            payload = io.BytesIO()
-            frame.write_csv(payload, include_header=False, null_value="\\N")
-            quoted = connection.ops.quote_name(table)
-            sql = f"COPY {quoted} ({columns}) FROM STDIN (FORMAT csv, NULL '\\N')"
-            with cursor.cursor.copy(sql) as copy:
-                copy.write(payload.getvalue())
-        else:
-            placeholders = ", ".join(["%s"] * frame.width)
-            quoted = connection.ops.quote_name(table)
-            cursor.executemany(
-                f"INSERT INTO {quoted} ({columns}) VALUES ({placeholders})",
-                frame.rows(),
+        # sqlite3's own cursor: Django's wrapper rewrites %s and tees the rows of executemany.
+        raw = cursor.cursor
+        sqlite3.Cursor.execute(raw, f"DROP TABLE IF EXISTS temp.{staging}")
+        sqlite3.Cursor.execute(raw, f"CREATE TEMP TABLE {staging} ({columns})")
+        try:
+            sqlite3.Cursor.executemany(
+                raw, f"INSERT INTO temp.{staging} VALUES ({placeholders})", frame.rows()
             )
+            sqlite3.Cursor.execute(
+                raw,
+                f"INSERT INTO {quote(table)} ({targets}) SELECT {selected} FROM temp.{staging}",
+                constant_row,
+            )
+        finally:
+            sqlite3.Cursor.execute(raw, f"DROP TABLE temp.{staging}")
 
 
 def update_rows(table: str, frame: pl.DataFrame, key: str = "id") -> None:
@@ -170,3 +204,76 @@ def fetch_frame(
         for name, dtype in schema.items()
         if isinstance(dtype, pl.Datetime)
     )
+
+
+#: New rows a load must bring, at the least, before its checks are suspended.
+SET_BASED_CHECK_MIN_ROWS = 10_000
+
+
+def suspend_checks(tables: Sequence[str], incoming: int) -> list[tuple[str, str]]:
+    """On PostgreSQL, drop the foreign keys and the plain (non-unique) indexes of ``tables``
+    for a load of ``incoming`` new rows into the first of them; :func:`restore_checks` adds
+    them back before the commit.
+
+    This is PostgreSQL's own advice for populating a database ("Remove Indexes", "Remove
+    Foreign Key Constraints"): a foreign key is checked by a trigger per inserted row
+    (deferred ones all at commit), which took longer than the load itself, and a B-tree
+    fed one random key at a time costs more than one sorted build. Adding the constraint
+    back checks every row in one join, inside the same transaction: a violation fails the
+    import, and any rollback brings constraints and indexes back unchanged. Unique indexes
+    stay, so duplicates are refused as they arrive.
+
+    It runs only when ``incoming`` rows are many and at least a quarter of what the first
+    table holds (the re-check and the rebuild read whole tables), and the tables are locked
+    against readers until the import ends. Returns the SQL that restores what was dropped
+    as ``(table, statement)`` pairs (none on SQLite, whose checks are cheap).
+    """
+    if not is_postgres() or incoming < SET_BASED_CHECK_MIN_ROWS:
+        return []
+    quote = connection.ops.quote_name
+    restore: list[tuple[str, str]] = []
+    drops: list[str] = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = %s::regclass", [tables[0]]
+        )
+        row = cursor.fetchone()
+        if row is None or incoming * 4 < float(row[0]):
+            return []
+        for table in tables:
+            cursor.execute(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
+                [table],
+            )
+            for name, definition in cursor.fetchall():
+                drops.append(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
+                restore.append(
+                    (table, f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
+                )
+            cursor.execute(
+                "SELECT index.relname, pg_get_indexdef(i.indexrelid) FROM pg_index AS i "
+                "JOIN pg_class AS index ON index.oid = i.indexrelid "
+                "WHERE i.indrelid = %s::regclass AND NOT i.indisunique AND NOT i.indisprimary "
+                "AND i.indisvalid ORDER BY index.relname",
+                [table],
+            )
+            for name, definition in cursor.fetchall():
+                drops.append(f"DROP INDEX {quote(name)}")
+                restore.insert(0, (table, definition))
+        for statement in drops:
+            cursor.execute(statement)
+    return restore
+
+
+def restore_checks(restore: Sequence[tuple[str, str]]) -> None:
+    """Rebuild the indexes and re-add (so re-check) the foreign keys that
+    :func:`suspend_checks` dropped."""
+    with connection.cursor() as cursor:
+        # Sorted index builds in memory; for this transaction only.
+        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        for _, statement in restore:
+            cursor.execute(statement)
+        # Fresh statistics for the planner (and for the next import's decision above).
+        for table in dict.fromkeys(table for table, _ in restore):
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")

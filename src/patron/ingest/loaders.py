@@ -20,10 +20,14 @@ from django.db import connection
 
 from patron.catalog.models import Category, Product
 from patron.core.bulk import (
+    SET_BASED_CHECK_MIN_ROWS,
     chunks,
     fetch_frame,
     insert_frame,
+    is_postgres,
     reserve_ids,
+    restore_checks,
+    suspend_checks,
     update_rows,
 )
 from patron.core.money import default_currency, quantize_amount
@@ -101,27 +105,23 @@ def resolve_customer_ids(external_ids: pl.Series) -> tuple[pl.DataFrame, int]:
         new = pl.DataFrame({"id": ids, "external_id": pl.Series(missing, dtype=pl.Utf8)})
         insert_frame(
             Customer._meta.db_table,
-            new.with_columns(
-                *(
-                    pl.lit("").alias(name)
-                    for name in ("name", "email", "phone", "province", "city", "signup_channel")
+            new,
+            {
+                **dict.fromkeys(
+                    ("name", "email", "phone", "province", "city", "signup_channel"), ""
                 ),
-                pl.lit(None, dtype=pl.Date).alias("birthday"),
-                pl.lit("unknown").alias("gender"),
-                pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("signed_up_at"),
-                pl.lit("[]").alias("tags"),
-                pl.lit(now).alias("created_at"),
-                pl.lit(now).alias("updated_at"),
-            ),
+                "birthday": None,
+                "gender": "unknown",
+                "signed_up_at": None,
+                "tags": "[]",
+                "created_at": now,
+                "updated_at": now,
+            },
         )
         insert_frame(
             CustomerIdentity._meta.db_table,
-            new.select(
-                pl.col("id").alias("customer_id"),
-                pl.lit(_EXTERNAL_ID).alias("kind"),
-                pl.col("external_id").alias("value"),
-                pl.lit(now).alias("created_at"),
-            ),
+            new.select(pl.col("id").alias("customer_id"), pl.col("external_id").alias("value")),
+            {"kind": _EXTERNAL_ID, "created_at": now},
         )
         found.update(zip(missing, ids.to_list(), strict=True))
     frame = pl.DataFrame(
@@ -157,15 +157,17 @@ def resolve_product_ids(products: pl.DataFrame) -> tuple[pl.DataFrame, int]:
                 pl.col("product_id").alias("external_id"),
                 pl.col("product_id").alias("sku"),
                 pl.col("product_name").fill_null("").alias("name"),
-                pl.lit(None, dtype=pl.Int64).alias("category_id"),
-                pl.lit("").alias("brand"),
-                pl.lit(None, dtype=pl.Decimal(18, 4)).alias("price_amount"),
-                pl.lit(default_currency()).alias("currency"),
-                pl.lit("{}").alias("attributes"),
-                pl.lit(True).alias("is_active"),
-                pl.lit(now).alias("created_at"),
-                pl.lit(now).alias("updated_at"),
             ),
+            {
+                "category_id": None,
+                "brand": "",
+                "price_amount": None,
+                "currency": default_currency(),
+                "attributes": "{}",
+                "is_active": True,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
         found.update(zip(new.get_column("product_id").to_list(), ids.to_list(), strict=True))
     frame = pl.DataFrame(
@@ -188,6 +190,9 @@ class OrderLoader:
         self.order_counts: list[pl.DataFrame] = []
         self.product_counts: list[pl.DataFrame] = []
         self.touched_orders: set[int] = set()
+        # Foreign keys and plain indexes of the order tables dropped for a large load
+        # (PostgreSQL), restored by finish(); None until the first batch decides.
+        self.suspended: list[tuple[str, str]] | None = None
 
     def _counts_before(self, orders: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Lines already seen in this input for ``orders``: per order, per order and product."""
@@ -216,19 +221,32 @@ class OrderLoader:
         """Give each row its line key and line number, counted over the whole input."""
         rows = rows.with_columns(pl.col("product_id").fill_null("-").alias("product_key"))
         per_order, per_product = self._counts_before(rows.get_column("order_id").unique())
-        rows = (
-            rows.join(per_product, on=["order_id", "product_key"], how="left")
-            .join(per_order, on="order_id", how="left")
-            .with_columns(
-                (
-                    pl.col("seen").fill_null(0)
-                    + pl.int_range(1, pl.len() + 1).over("order_id", "product_key")
-                ).alias("occurrence"),
-                (
-                    pl.col("order_seen").fill_null(0)
-                    + pl.int_range(1, pl.len() + 1).over("order_id")
-                ).alias("line_number"),
+        if per_order.height:
+            rows = rows.join(per_product, on=["order_id", "product_key"], how="left").join(
+                per_order, on="order_id", how="left"
             )
+        else:
+            # No order of this batch was seen before (the usual case): no joins needed.
+            rows = rows.with_columns(
+                pl.lit(None, dtype=pl.UInt32).alias("seen"),
+                pl.lit(None, dtype=pl.UInt32).alias("order_seen"),
+            )
+        # The occurrence of a product within its order: 1 unless the product repeats there.
+        # The window over two keys is the costly part, so it runs only on repeated pairs.
+        repeated = rows.select(
+            pl.struct("order_id", "product_key").is_duplicated().arg_true()
+        ).to_series()
+        occurrence = pl.repeat(1, rows.height, dtype=pl.Int64, eager=True)
+        if repeated.len():
+            counted = rows[repeated].select(
+                pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("order_id", "product_key")
+            )
+            occurrence = occurrence.scatter(repeated, counted.to_series())
+        rows = rows.with_columns(
+            (pl.col("seen").fill_null(0) + occurrence).alias("occurrence"),
+            (
+                pl.col("order_seen").fill_null(0) + pl.int_range(1, pl.len() + 1).over("order_id")
+            ).alias("line_number"),
         )
         self.order_counts.append(
             rows.group_by("order_id").agg(pl.len().cast(pl.UInt32).alias("order_seen"))
@@ -243,77 +261,125 @@ class OrderLoader:
             ).alias("line_key")
         )
 
+    def _suspend_checks(self, good: pl.DataFrame) -> None:
+        """On the first batch, before anything is written (PostgreSQL refuses to alter a
+        table with pending trigger events): suspend the order tables' checks when the batch
+        brings many new orders."""
+        if self.suspended is not None:
+            return
+        self.suspended = []
+        if not is_postgres():
+            return
+        order_ids = good.get_column("order_id").unique()
+        if order_ids.len() < SET_BASED_CHECK_MIN_ROWS:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT count(*) FROM {connection.ops.quote_name(Order._meta.db_table)} "
+                "WHERE external_id = ANY(%s)",
+                [order_ids.to_list()],
+            )
+            row = cursor.fetchone()
+        known = int(row[0]) if row else 0
+        self.suspended = suspend_checks(
+            [Order._meta.db_table, OrderLine._meta.db_table], order_ids.len() - known
+        )
+
     def load(self, good: pl.DataFrame) -> BatchResult:
+        self._suspend_checks(good)
         rows = self._number_lines(good).with_columns(
             pl.col("quantity").fill_null(1),
             pl.col("currency").fill_null(self.currency),
             pl.col("status").fill_null("paid"),
             pl.col("channel").fill_null("web"),
         )
-        rows = rows.with_columns(
-            pl.coalesce(
-                pl.col("line_total"),
-                (pl.col("unit_price") * pl.col("quantity")).cast(pl.Decimal(18, 4)),
-            ).alias("line_total"),
-        ).with_columns(
-            pl.coalesce(
-                pl.col("unit_price"),
-                (pl.col("line_total").cast(pl.Float64) / pl.col("quantity"))
-                .round(4)
-                .cast(pl.Utf8)
-                .cast(pl.Decimal(18, 4)),
-            ).alias("unit_price"),
-        )
+        # Each derived amount only where some row lacks it (decimal arithmetic on every row
+        # is a good part of a batch's time).
+        if rows.get_column("line_total").null_count():
+            rows = rows.with_columns(
+                pl.coalesce(
+                    pl.col("line_total"),
+                    (pl.col("unit_price") * pl.col("quantity")).cast(pl.Decimal(18, 4)),
+                ).alias("line_total"),
+            )
+        if rows.get_column("unit_price").null_count():
+            rows = rows.with_columns(
+                pl.coalesce(
+                    pl.col("unit_price"),
+                    (pl.col("line_total").cast(pl.Float64) / pl.col("quantity"))
+                    .round(4)
+                    .cast(pl.Utf8)
+                    .cast(pl.Decimal(18, 4)),
+                ).alias("unit_price"),
+            )
         # One order belongs to one customer: rows that say otherwise are contradictions.
         first_customer = rows.group_by("order_id", maintain_order=True).agg(
             pl.col("customer_id").first().alias("order_customer"),
             pl.col(ROW).first().alias("first_row"),
+            pl.col("customer_id").n_unique().alias("customers"),
         )
-        rows = rows.join(first_customer, on="order_id", how="left")
-        conflicting = rows.filter(pl.col("customer_id") != pl.col("order_customer"))
-        rejected = conflicting.select(
-            ROW,
-            pl.lit("customer_id").alias("field"),
-            pl.format(
-                "order {} belongs to customer {} (row {}), not {}",
-                "order_id",
-                "order_customer",
-                "first_row",
-                "customer_id",
-            ).alias("reason"),
-        )
-        rows = rows.filter(pl.col("customer_id") == pl.col("order_customer"))
+        rejected = pl.DataFrame(schema={ROW: pl.Int64, "field": pl.Utf8, "reason": pl.Utf8})
+        if first_customer.get_column("customers").max() != 1:
+            rows = rows.join(first_customer.drop("customers"), on="order_id", how="left")
+            conflicting = rows.filter(pl.col("customer_id") != pl.col("order_customer"))
+            rejected = conflicting.select(
+                ROW,
+                pl.lit("customer_id").alias("field"),
+                pl.format(
+                    "order {} belongs to customer {} (row {}), not {}",
+                    "order_id",
+                    "order_customer",
+                    "first_row",
+                    "customer_id",
+                ).alias("reason"),
+            )
+            rows = rows.filter(pl.col("customer_id") == pl.col("order_customer"))
         if rows.height == 0:
             return BatchResult(_statuses(pl.Series(ROW, [], dtype=pl.Int64), INSERTED), rejected)
 
         customers, customers_created = resolve_customer_ids(rows.get_column("customer_id"))
         products, products_created = resolve_product_ids(rows.select("product_id", "product_name"))
-        rows = rows.join(customers, on="customer_id", how="left").join(
-            products, on="product_id", how="left"
+        rows = rows.join(products, on="product_id", how="left")
+        # A key repeated within one batch (an explicit line_id given twice): the last row
+        # wins. Without line ids every key is unique by construction.
+        explicit_keys = rows.get_column("line_id").null_count() < rows.height
+        distinct_lines = (
+            rows.unique(subset=["order_id", "line_key"], keep="last", maintain_order=True)
+            if explicit_keys
+            else rows
         )
+
+        def last_given(name: str) -> pl.Expr:
+            # Columns absent from the input are all null: no per-order work for them.
+            if rows.get_column(name).null_count() == rows.height:
+                return pl.lit(None, dtype=rows.schema[name]).alias(name)
+            return pl.col(name).drop_nulls().last()
+
         headers = (
             rows.group_by("order_id", maintain_order=True)
             .agg(
-                pl.col("customer_pk", "ordered_at", "status", "channel", "currency").last(),
-                pl.col("discount").drop_nulls().last().fill_null(Decimal(0)),
-                pl.col("coupon_code").drop_nulls().last().fill_null(""),
-                pl.col("refund_amount").drop_nulls().last(),
-                pl.col("refunded_at").drop_nulls().last(),
-                pl.col("refund_reason").drop_nulls().last().fill_null(""),
+                pl.col("customer_id", "ordered_at", "status", "channel", "currency").last(),
+                last_given("discount"),
+                last_given("coupon_code"),
+                last_given("refund_amount"),
+                last_given("refunded_at"),
+                last_given("refund_reason"),
             )
-            .with_columns(pl.col("discount").cast(pl.Decimal(18, 4)))
+            .with_columns(
+                pl.col("discount").fill_null(Decimal(0)).cast(pl.Decimal(18, 4)),
+                pl.col("coupon_code").fill_null(""),
+                pl.col("refund_reason").fill_null(""),
+            )
+            .join(customers, on="customer_id", how="left")
         )
         # Totals of orders new in this batch come from its lines; orders already in the store
         # (an order spanning batches or files) are recomputed in SQL by finish().
-        subtotals = (
-            rows.unique(subset=["order_id", "line_key"], keep="last")
-            .group_by("order_id")
-            .agg(pl.col("line_total").sum().cast(pl.Decimal(18, 4)).alias("subtotal"))
+        subtotals = distinct_lines.group_by("order_id").agg(
+            pl.col("line_total").sum().cast(pl.Decimal(18, 4)).alias("subtotal")
         )
         headers = headers.join(subtotals, on="order_id", how="left")
         order_ids, orders_created, changed_orders = self._write_orders(headers)
-        rows = rows.join(order_ids, on="order_id", how="left")
-        line_status = self._write_lines(rows)
+        line_status = self._write_lines(distinct_lines.join(order_ids, on="order_id", how="left"))
         # A new or changed refund changes its order, though no line or header field did.
         changed_orders |= self._write_refunds(headers.join(order_ids, on="order_id"))
         statuses = line_status.with_columns(
@@ -395,9 +461,8 @@ class OrderLoader:
                 .cast(pl.Decimal(18, 4))
                 .alias("total_amount"),
                 "coupon_code",
-                pl.lit(now).alias("created_at"),
-                pl.lit(now).alias("updated_at"),
             ),
+            {"created_at": now, "updated_at": now},
         )
         update_rows(
             Order._meta.db_table,
@@ -451,8 +516,7 @@ class OrderLoader:
                 "old_line_total": pl.Float64,
             },
         )
-        # A key repeated within one batch (an explicit line_id given twice): the last row wins.
-        rows = rows.unique(subset=["order_pk", "line_key"], keep="last", maintain_order=True)
+        # ``rows`` holds each (order, line key) once (see load).
         merged = rows.join(existing, on=["order_pk", "line_key"], how="left")
         new = merged.filter(pl.col("line_pk").is_null())
         old = merged.filter(pl.col("line_pk").is_not_null())
@@ -538,7 +602,8 @@ class OrderLoader:
         return changed
 
     def finish(self) -> None:
-        """Recompute the totals of every order whose lines or discount changed."""
+        """Recompute the totals of every order whose lines or discount changed; rebuild the
+        indexes and re-check the foreign keys suspended for a large load."""
         order_table = connection.ops.quote_name(Order._meta.db_table)
         line_table = connection.ops.quote_name(OrderLine._meta.db_table)
         with connection.cursor() as cursor:
@@ -556,6 +621,9 @@ class OrderLoader:
                     list(chunk),
                 )
         self.touched_orders.clear()
+        if self.suspended:
+            restore_checks(self.suspended)
+            self.suspended = []
 
 
 # --- events ---------------------------------------------------------------------------------
