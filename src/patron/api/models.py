@@ -43,3 +43,35 @@ class ApiToken(models.Model):
         if self.expires_at is not None and self.expires_at <= now:
             return "expired"
         return "active"
+
+
+class IdempotentRequest(models.Model):
+    """A write request sent with an ``Idempotency-Key`` header, and the answer it got.
+
+    A client that did not hear back retries with the same key: the same request (method, path
+    and body) gets the stored answer again instead of being applied twice; another request
+    with a key already used is refused (409). Keys are scoped to the credential that sent them
+    (the token's hash, or the staff session's user), so two clients never collide.
+    ``status`` is null while the first request is still being processed.
+    """
+
+    scope = models.CharField(_("credential"), max_length=80)
+    key = models.CharField(_("idempotency key"), max_length=255)
+    method = models.CharField(_("method"), max_length=8)
+    path = models.CharField(_("path"), max_length=500)
+    body_sha256 = models.CharField(_("body SHA-256"), max_length=64)
+    status = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
+    response_body = models.BinaryField(_("response body"), blank=True, default=b"")
+    content_type = models.CharField(_("response content type"), max_length=100, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("idempotent request")
+        verbose_name_plural = _("idempotent requests")
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotent_request_unique_key")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotent_request_created")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.key}]"

@@ -1,0 +1,158 @@
+"""``Idempotency-Key``: a write retried with the same key is answered, not applied, again.
+
+Networks drop answers: a shop's system that sent "order paid" or "redeem 500 points" and heard
+nothing back must be able to send it again without the points moving twice. Every write under
+``/api/`` (POST, PUT, PATCH, DELETE) may carry an ``Idempotency-Key`` header (1 to 255
+printable ASCII characters, a UUID is usual):
+
+- the first request with a key is processed and its answer kept (2xx and 4xx answers; a 5xx
+  is not kept, so that the retry runs again);
+- the same request again (same method, path and body, same credential) gets the kept answer,
+  marked ``Idempotent-Replayed: true``;
+- another request with a key already used gets ``409 idempotency_key_reused``, and a retry
+  that arrives while the first is still running gets ``409 idempotency_key_in_use``.
+
+Keys are scoped to the credential (the bearer token's hash, or the session's user), so that
+two clients choosing the same key never see each other's answers. Endpoints whose effects must
+never be doubled call :func:`require_idempotency_key`, which refuses a write without one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+
+from patron.api.errors import ApiError, error_response
+from patron.api.models import IdempotentRequest
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = 255
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+API_PATH_PREFIX = "/api/"
+
+
+def idempotency_key(request: HttpRequest) -> str | None:
+    """The request's ``Idempotency-Key``, or None when it sent none."""
+    return request.headers.get(HEADER)
+
+
+def require_idempotency_key(request: HttpRequest) -> str:
+    """The request's key; raises a 422 ``ApiError`` naming the header when it is missing."""
+    key = idempotency_key(request)
+    if not key:
+        raise ApiError(
+            422,
+            "idempotency_key_required",
+            f"This request changes balances: send an {HEADER} header (a UUID, say) so that a "
+            "retry is not applied twice.",
+        )
+    return key
+
+
+def _key_problem(key: str) -> str | None:
+    if not 1 <= len(key) <= MAX_KEY_LENGTH:
+        return f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters long, not {len(key)}."
+    if not all(" " <= character <= "~" for character in key):
+        return f"{HEADER} must be printable ASCII characters."
+    return None
+
+
+def _scope(request: HttpRequest) -> str | None:
+    """Who sent the request: the token's hash or the session's user; None if neither."""
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        return "token:" + hashlib.sha256(credential.strip().encode()).hexdigest()
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    return None
+
+
+def _replay(record: IdempotentRequest) -> HttpResponse:
+    response = HttpResponse(
+        bytes(record.response_body), status=record.status, content_type=record.content_type
+    )
+    response[REPLAYED_HEADER] = "true"
+    return response
+
+
+class IdempotencyKeyMiddleware:
+    """Applies :mod:`patron.api.idempotency` to the writes under ``/api/`` (see there)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        key = idempotency_key(request)
+        if (
+            key is None
+            or request.method not in WRITE_METHODS
+            or not request.path.startswith(API_PATH_PREFIX)
+        ):
+            return self.get_response(request)
+        problem = _key_problem(key)
+        if problem is not None:
+            return error_response(422, "invalid_idempotency_key", problem)
+        scope = _scope(request)
+        if scope is None:
+            # Nobody to scope the key to: authentication will refuse the request anyway.
+            return self.get_response(request)
+        fingerprint = hashlib.sha256(request.body).hexdigest()
+        try:
+            with transaction.atomic():
+                record = IdempotentRequest.objects.create(
+                    scope=scope,
+                    key=key,
+                    method=request.method or "",
+                    path=request.path,
+                    body_sha256=fingerprint,
+                )
+        except IntegrityError:
+            return self._answer_repeat(request, scope, key, fingerprint)
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            record.delete()
+            raise
+        if response.status_code >= 500 or response.status_code in (401, 403):
+            # Not an answer to keep: the retry must run again (or authenticate first).
+            record.delete()
+            return response
+        record.status = response.status_code
+        record.response_body = bytes(getattr(response, "content", b""))
+        record.content_type = response.get("Content-Type", "")
+        record.save(update_fields=["status", "response_body", "content_type"])
+        return response
+
+    def _answer_repeat(
+        self, request: HttpRequest, scope: str, key: str, fingerprint: str
+    ) -> HttpResponseBase:
+        record = IdempotentRequest.objects.filter(scope=scope, key=key).first()
+        if record is None:
+            # The first request failed and released the key in between: run this one.
+            return self.__call__(request)
+        same = (record.method, record.path, record.body_sha256) == (
+            request.method,
+            request.path,
+            fingerprint,
+        )
+        if not same:
+            return error_response(
+                409,
+                "idempotency_key_reused",
+                f"{HEADER} {key!r} was already used for another request "
+                f"({record.method} {record.path} with another body); use a new key for a new "
+                "request.",
+            )
+        if record.status is None:
+            return error_response(
+                409,
+                "idempotency_key_in_use",
+                f"A request with {HEADER} {key!r} is still being processed; retry in a moment.",
+            )
+        return _replay(record)
