@@ -207,7 +207,7 @@ def fetch_frame(
 
 
 #: New rows a load must bring, at the least, before its checks are suspended.
-SET_BASED_CHECK_MIN_ROWS = 10_000
+SET_BASED_CHECK_MIN_ROWS = 20_000
 
 
 def suspend_checks(tables: Sequence[str], incoming: int) -> list[tuple[str, str]]:

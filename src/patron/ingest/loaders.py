@@ -268,7 +268,9 @@ class OrderLoader:
         if self.suspended is not None:
             return
         self.suspended = []
-        if not is_postgres():
+        # Only in a transaction of its own: within a caller's, earlier writes may have left
+        # pending trigger events, and the lock would outlive the import.
+        if not is_postgres() or len(connection.atomic_blocks) != 1:
             return
         order_ids = good.get_column("order_id").unique()
         if order_ids.len() < SET_BASED_CHECK_MIN_ROWS:

@@ -1,0 +1,163 @@
+"""The set-based order path's shortcuts give what the plain reading of the rows gives.
+
+Repeated products, an order naming two customers, an explicit line id given twice, and
+(on PostgreSQL) a large load whose foreign keys and plain indexes are suspended and restored.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import polars as pl
+import pytest
+from django.db import connection
+
+from patron.core import bulk
+from patron.ingest import loaders
+from patron.ingest.services import ImportOptions, RecordKind, import_frames
+from patron.orders.models import Order, OrderLine
+from tests.ingest.helpers import order_snapshot
+
+pytestmark = pytest.mark.django_db
+
+
+def _lines(rows: list[tuple[str, str, str, int, str]], **extra: list[str]) -> pl.DataFrame:
+    """Order lines ``(order_id, customer_id, product_id, quantity, unit_price)``."""
+    order_ids, customers, products, quantities, prices = (
+        list(column) for column in zip(*rows, strict=True)
+    )
+    return pl.DataFrame(
+        {
+            "order_id": order_ids,
+            "customer_id": customers,
+            "ordered_at": ["2024-05-01 10:00:00"] * len(rows),
+            "product_id": products,
+            "quantity": quantities,
+            "unit_price": prices,
+            **extra,
+        }
+    )
+
+
+def test_a_product_repeated_in_an_order_becomes_numbered_lines() -> None:
+    # given order A with P1 three times among other products, in one batch
+    rows = [
+        ("A", "C1", "P1", 1, "10.00"),
+        ("A", "C1", "P2", 2, "3.50"),
+        ("A", "C1", "P1", 3, "10.00"),
+        ("B", "C2", "P1", 1, "9.99"),
+        ("A", "C1", "P1", 1, "11.00"),
+    ]
+
+    # when imported twice
+    first = import_frames(RecordKind.ORDERS, [_lines(rows)])
+    again = import_frames(RecordKind.ORDERS, [_lines(rows)])
+
+    # then every row is a line, numbered per product in file order, and the second
+    # import changes nothing
+    assert (first.inserted, again.inserted, again.updated, again.unchanged) == (5, 0, 0, 5)
+    stored = OrderLine.objects.filter(order__external_id="A").order_by("line_number")
+    assert [(line.line_key, line.line_number, line.quantity) for line in stored] == [
+        ("P1#1", 1, 1),
+        ("P2#1", 2, 2),
+        ("P1#2", 3, 3),
+        ("P1#3", 4, 1),
+    ]
+    expected_a = sum(
+        Decimal(price) * quantity for order, _, _, quantity, price in rows if order == "A"
+    )
+    assert Order.objects.get(external_id="A").total_amount == expected_a
+
+
+def test_rows_naming_another_customer_for_an_order_are_refused() -> None:
+    # given order A first named with C1 (row 1), then with C2 (row 3)
+    rows = [
+        ("A", "C1", "P1", 1, "10.00"),
+        ("B", "C2", "P1", 1, "5.00"),
+        ("A", "C2", "P2", 1, "7.00"),
+    ]
+
+    # when imported
+    summary = import_frames(RecordKind.ORDERS, [_lines(rows)])
+
+    # then row 3 is refused with the reason and the rest kept
+    assert (summary.inserted, summary.rejected) == (2, 1)
+    assert [(error.row, error.field, error.reason) for error in summary.errors] == [
+        (3, "customer_id", "order A belongs to customer C1 (row 1), not C2")
+    ]
+    assert [(order[0], order[1], len(order[8])) for order in order_snapshot()] == [
+        ("A", "C1", 1),
+        ("B", "C2", 1),
+    ]
+
+
+def test_an_explicit_line_id_given_twice_keeps_the_last_row() -> None:
+    # given line L1 of order A twice in one batch, the second with another quantity
+    rows = [("A", "C1", "P1", 1, "10.00"), ("A", "C1", "P1", 4, "10.00")]
+
+    # when imported
+    import_frames(RecordKind.ORDERS, [_lines(rows, line_id=["L1", "L1"])])
+
+    # then one line holds the last row's values and the total follows it
+    assert list(OrderLine.objects.values_list("line_key", "quantity")) == [("L1", 4)]
+    assert Order.objects.get().total_amount == Decimal("40.0000")
+
+
+def _checks() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    tables = [Order._meta.db_table, OrderLine._meta.db_table]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = ANY(%s::regclass[]) ORDER BY conname",
+            [tables],
+        )
+        constraints = cursor.fetchall()
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s) "
+            "ORDER BY indexname",
+            [tables],
+        )
+        indexes = cursor.fetchall()
+    return constraints, indexes
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_large_postgres_load_restores_its_foreign_keys_and_indexes(
+    monkeypatch: pytest.MonkeyPatch, strict: bool
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("suspending foreign keys and indexes is PostgreSQL's path only")
+    # given a threshold low enough for a small file to count as a large load
+    monkeypatch.setattr(loaders, "SET_BASED_CHECK_MIN_ROWS", 1)
+    monkeypatch.setattr(bulk, "SET_BASED_CHECK_MIN_ROWS", 1)
+    before = _checks()
+    rows = [("A", "C1", "P1", 2, "10.00"), ("B", "C2", "P2", 1, "5.00")]
+    frame = _lines(rows)
+    if strict:
+        # one bad row: a strict import must leave nothing behind
+        frame = pl.concat([frame, _lines([("C", "C3", "P3", 1, "-1")])])
+    dropped: list[list[tuple[str, str]]] = []
+    original = bulk.suspend_checks
+
+    def spy(tables: list[str], incoming: int) -> list[tuple[str, str]]:
+        result = original(tables, incoming)
+        dropped.append(result)
+        return result
+
+    monkeypatch.setattr(loaders, "suspend_checks", spy)
+
+    # when imported
+    summary = import_frames(RecordKind.ORDERS, [frame], options=ImportOptions(strict=strict))
+
+    # then the checks were suspended (3 foreign keys, 4 plain indexes) and are back as they were
+    assert len(dropped) == 1
+    assert len(dropped[0]) == 7
+    assert _checks() == before
+    if strict:
+        assert (summary.written, Order.objects.count()) == (False, 0)
+    else:
+        assert [(order[0], order[1], order[7]) for order in order_snapshot()] == [
+            ("A", "C1", Decimal("20.0000")),
+            ("B", "C2", Decimal("5.0000")),
+        ]
