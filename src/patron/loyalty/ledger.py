@@ -1,0 +1,724 @@
+"""Points actions: every change of a member's points is one immutable ledger transaction
+whose postings sum to zero, applied exactly once per idempotency key, with the member's
+balance row locked for the whole database transaction.
+
+Accounts and their legs (see ``models/ledger.py``):
+
+=========== ======================================================================
+earn        member_pending +P, programme_issued -P (and a lot of P points)
+activate    member_pending -P, member_available +P
+refund      member_pending -p, member_available -a, member_debt -d, programme_issued +(p+a+d)
+redeem      member_available -P, programme_redeemed +P
+expire      member_available -P, programme_expired +P
+adjust      member_available +-P, programme_adjustments -+P
+debt_repay  member_available -P, member_debt +P
+=========== ======================================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from patron.loyalty.errors import (
+    IdempotencyConflictError,
+    InsufficientPointsError,
+    LoyaltyInputError,
+)
+from patron.loyalty.locks import lock_point_balances
+from patron.loyalty.members import enrol_member
+from patron.loyalty.models import (
+    LedgerTransaction,
+    LotConsumption,
+    Member,
+    PointBalance,
+    PointLot,
+    Posting,
+    Programme,
+)
+from patron.loyalty.models.ledger import AccountChoices, TransactionKindChoices
+from patron.loyalty.programme import (
+    PAID_STATUSES,
+    available_from,
+    expiry_for,
+    get_programme,
+    quote_order_points,
+)
+from patron.loyalty.tiers import evaluate_member_tier
+from patron.orders.models import Order, Refund
+
+Kind = TransactionKindChoices
+Account = AccountChoices
+MAX_POINTS_PER_ACTION = 10**12
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _fingerprint(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _check_key(idempotency_key: object) -> str:
+    if not isinstance(idempotency_key, str) or not idempotency_key.strip():
+        raise LoyaltyInputError("idempotency_key", "must be a non-empty text")
+    if len(idempotency_key) > 200:
+        raise LoyaltyInputError("idempotency_key", "must be at most 200 characters")
+    return idempotency_key
+
+
+def _check_member(member: object) -> Member:
+    if not isinstance(member, Member) or member.pk is None:
+        raise LoyaltyInputError("member", f"must be an enrolled member, not {member!r}")
+    return member
+
+
+def _check_points(points: object, *, allow_negative: bool = False) -> int:
+    if isinstance(points, bool) or not isinstance(points, int):
+        raise LoyaltyInputError("points", f"must be a whole number of points, not {points!r}")
+    if points == 0:
+        raise LoyaltyInputError("points", "must not be zero")
+    if points < 0 and not allow_negative:
+        raise LoyaltyInputError("points", f"must be positive, got {points}")
+    if abs(points) > MAX_POINTS_PER_ACTION:
+        raise LoyaltyInputError("points", f"must be at most {MAX_POINTS_PER_ACTION} in size")
+    return points
+
+
+def _check_text(field: str, value: object, *, required: bool) -> str:
+    if not isinstance(value, str):
+        raise LoyaltyInputError(field, f"must be a text, not {type(value).__name__}")
+    if required and not value.strip():
+        raise LoyaltyInputError(field, "is required")
+    if len(value) > 500:
+        raise LoyaltyInputError(field, "must be at most 500 characters")
+    return value.strip()
+
+
+def _find(key: str, kind: str, fingerprint: str) -> LedgerTransaction | None:
+    """The transaction recorded under ``key``; a conflict if it was for another request."""
+    found = LedgerTransaction.objects.filter(idempotency_key=key).first()
+    if found is None:
+        return None
+    if found.kind != kind:
+        raise IdempotencyConflictError(key, f"it recorded a {found.kind}, not a {kind}")
+    if found.request_fingerprint != fingerprint:
+        raise IdempotencyConflictError(key)
+    return found
+
+
+def _apply_once(
+    key: str, kind: str, fingerprint: str, apply: Callable[[], LedgerTransaction]
+) -> LedgerTransaction:
+    """Run ``apply`` in a transaction unless ``key`` was applied before; a concurrent delivery
+    that wins the race is found through the unique key and returned instead."""
+    found = _find(key, kind, fingerprint)
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            return apply()
+    except IntegrityError:
+        found = _find(key, kind, fingerprint)
+        if found is not None:
+            return found
+        raise
+
+
+def _record(
+    member: Member,
+    *,
+    kind: str,
+    key: str,
+    fingerprint: str,
+    points: int,
+    occurred_at: datetime,
+    legs: dict[str, int],
+    **fields: Any,
+) -> LedgerTransaction:
+    """Write a transaction, its postings and the matching change of the cached balance."""
+    if sum(legs.values()) != 0:
+        raise AssertionError(f"postings of a {kind} must sum to zero: {legs}")
+    entry = LedgerTransaction.objects.create(
+        programme_id=member.programme_id,
+        member=member,
+        kind=kind,
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        points=points,
+        occurred_at=occurred_at,
+        **fields,
+    )
+    Posting.objects.bulk_create(
+        [
+            Posting(transaction=entry, member=member, account=account, points=amount)
+            for account, amount in legs.items()
+            if amount
+        ]
+    )
+    deltas = {
+        "pending": legs.get(Account.MEMBER_PENDING, 0),
+        "available": legs.get(Account.MEMBER_AVAILABLE, 0),
+        "debt": -legs.get(Account.MEMBER_DEBT, 0),
+        "redeemed": legs.get(Account.PROGRAMME_REDEEMED, 0),
+        "expired": legs.get(Account.PROGRAMME_EXPIRED, 0),
+        "lifetime_earned": -(
+            legs.get(Account.PROGRAMME_ISSUED, 0) + legs.get(Account.PROGRAMME_ADJUSTMENTS, 0)
+        ),
+    }
+    updates = {field: F(field) + delta for field, delta in deltas.items() if delta}
+    if updates:
+        PointBalance.objects.filter(member_id=member.pk).update(**updates)
+    return entry
+
+
+def _available_lots(member_id: int) -> list[PointLot]:
+    # FIFO: the oldest earning is spent (and expires) first.
+    return list(
+        PointLot.objects.filter(
+            member_id=member_id, activated_by__isnull=False, remaining_points__gt=0
+        ).order_by("earned_at", "pk")
+    )
+
+
+def _pending_lots(member_id: int) -> list[PointLot]:
+    return list(
+        PointLot.objects.filter(
+            member_id=member_id, activated_by__isnull=True, remaining_points__gt=0
+        ).order_by("earned_at", "pk")
+    )
+
+
+def _plan(lots: Iterable[PointLot], points: int) -> list[tuple[PointLot, int]]:
+    """Take up to ``points`` from ``lots`` in their order."""
+    plan: list[tuple[PointLot, int]] = []
+    left = points
+    for lot in lots:
+        if left <= 0:
+            break
+        take = min(lot.remaining_points, left)
+        if take > 0:
+            plan.append((lot, take))
+            left -= take
+    return plan
+
+
+def _consume(entry: LedgerTransaction, plan: list[tuple[PointLot, int]]) -> None:
+    LotConsumption.objects.bulk_create(
+        [LotConsumption(transaction=entry, lot=lot, points=take) for lot, take in plan]
+    )
+    for lot, take in plan:
+        PointLot.objects.filter(pk=lot.pk).update(remaining_points=F("remaining_points") - take)
+
+
+def _new_lot(
+    member: Member, entry: LedgerTransaction, earned_at: datetime, **fields: Any
+) -> PointLot:
+    return PointLot.objects.create(
+        member=member,
+        earned_by=entry,
+        points=entry.points,
+        remaining_points=entry.points,
+        earned_at=earned_at,
+        expires_at=expiry_for(member.programme, earned_at),
+        **fields,
+    )
+
+
+def _activate_lot(member: Member, lot: PointLot) -> LedgerTransaction:
+    """Make a pending lot's remaining points available (its own idempotency key)."""
+    lot.refresh_from_db(fields=["remaining_points", "activated_by"])
+    remaining = lot.remaining_points
+    entry = _record(
+        member,
+        kind=Kind.ACTIVATE,
+        key=f"activate:lot:{lot.pk}",
+        fingerprint=_fingerprint({"action": "activate", "lot": lot.pk}),
+        points=remaining,
+        occurred_at=lot.available_at,
+        legs=(
+            {Account.MEMBER_PENDING: -remaining, Account.MEMBER_AVAILABLE: remaining}
+            if remaining
+            else {}
+        ),
+        related_transaction_id=lot.earned_by_id,
+        reason="return window passed",
+    )
+    PointLot.objects.filter(pk=lot.pk, activated_by__isnull=True).update(activated_by=entry)
+    return entry
+
+
+def _repay_debt(
+    member: Member, as_of: datetime, after: LedgerTransaction
+) -> LedgerTransaction | None:
+    """Repay the member's debt from available points (oldest lots first), if both exist."""
+    balance = PointBalance.objects.get(member_id=member.pk)
+    repay = min(balance.debt, balance.available)
+    if repay <= 0:
+        return None
+    plan = _plan(_available_lots(member.pk), repay)
+    entry = _record(
+        member,
+        kind=Kind.DEBT_REPAY,
+        key=f"debt_repay:after:{after.idempotency_key}"[:200],
+        fingerprint=_fingerprint({"action": "debt_repay", "after": after.pk}),
+        points=repay,
+        occurred_at=as_of,
+        legs={Account.MEMBER_AVAILABLE: -repay, Account.MEMBER_DEBT: repay},
+        related_transaction=after,
+        reason=f"debt repaid from points made available by {after.kind}",
+    )
+    _consume(entry, plan)
+    return entry
+
+
+def _locked_member(member_id: int) -> tuple[Member, PointBalance]:
+    (balance,) = lock_point_balances([member_id])
+    member = Member.objects.select_related("programme", "tier").get(pk=member_id)
+    return member, balance
+
+
+# --------------------------------------------------------------------------- orders
+
+
+def award_points_for_order(
+    order: Order,
+    *,
+    idempotency_key: str,
+    as_of: datetime | None = None,
+    programme: Programme | None = None,
+) -> LedgerTransaction:
+    """Award the points a paid order earns (see ``quote_order_points``), pending until the
+    programme's pending days have passed since the order. The customer is enrolled if needed.
+
+    An order earns once: a second delivery (same key, or another key for the same order)
+    returns the first transaction. A refused channel or small order records an ``earn`` of
+    0 points with the reason instead of raising.
+    """
+    if not isinstance(order, Order) or order.pk is None:
+        raise LoyaltyInputError("order", f"must be a saved order, not {order!r}")
+    key = _check_key(idempotency_key)
+    if order.status not in PAID_STATUSES:
+        raise LoyaltyInputError(
+            "order.status", f"order {order.external_id} is {order.status}; only paid orders earn"
+        )
+    fingerprint = _fingerprint({"action": "award", "order": order.external_id})
+    found = _find(key, Kind.EARN, fingerprint)
+    if found is not None:
+        return found
+    as_of = as_of or timezone.now()
+    programme = programme or get_programme()
+    member_id = enrol_member(order.customer, as_of=as_of, programme=programme).pk
+
+    def apply() -> LedgerTransaction:
+        member, _balance = _locked_member(member_id)
+        found = _find(key, Kind.EARN, fingerprint)
+        if found is not None:
+            return found
+        earlier = LedgerTransaction.objects.filter(order=order, kind=Kind.EARN).first()
+        if earlier is not None:
+            return earlier
+        refunded = sum(
+            (
+                entry.refund.amount
+                for entry in LedgerTransaction.objects.filter(
+                    order=order, kind=Kind.REFUND
+                ).select_related("refund")
+                if entry.refund is not None
+            ),
+            Decimal(0),
+        )
+        quote = quote_order_points(programme, order, tier=member.tier, refunded=refunded)
+        common: dict[str, Any] = {
+            "key": key,
+            "fingerprint": fingerprint,
+            "occurred_at": order.ordered_at,
+        }
+        if quote.points == 0:
+            return _record(
+                member,
+                kind=Kind.EARN,
+                points=0,
+                legs={},
+                reason=quote.reason,
+                order=order,
+                **common,
+            )
+        entry = _record(
+            member,
+            kind=Kind.EARN,
+            points=quote.points,
+            qualifying_points=quote.points,
+            spend_amount=quote.spend,
+            legs={Account.MEMBER_PENDING: quote.points, Account.PROGRAMME_ISSUED: -quote.points},
+            reason=quote.reason[:500],
+            order=order,
+            **common,
+        )
+        lot = _new_lot(
+            member,
+            entry,
+            order.ordered_at,
+            available_at=available_from(programme, order.ordered_at),
+        )
+        if lot.available_at <= as_of:
+            # The return window has already passed (an old order, or no pending period).
+            activation = _activate_lot(member, lot)
+            _repay_debt(member, as_of, activation)
+        evaluate_member_tier(member, as_of, f"order {order.external_id}")
+        return entry
+
+    return _apply_once(key, Kind.EARN, fingerprint, apply)
+
+
+def reverse_points_for_refund(
+    order: Order,
+    refund: Refund,
+    *,
+    idempotency_key: str,
+    as_of: datetime | None = None,
+    programme: Programme | None = None,
+) -> LedgerTransaction:
+    """Take back the points of the refunded part of an order.
+
+    After all refunds so far the order keeps ``floor(earned x (net - refunded) / net)``
+    points, so partial refunds add up to the whole and a full refund takes everything back.
+    The points come from the order's own lot first, then other pending points, then
+    available points (oldest first); what was already spent becomes a recorded debt that
+    later earning repays. A refund recorded before the order earned is remembered, and the
+    award then earns on the net spend only.
+    """
+    if not isinstance(order, Order) or order.pk is None:
+        raise LoyaltyInputError("order", f"must be a saved order, not {order!r}")
+    if not isinstance(refund, Refund) or refund.pk is None:
+        raise LoyaltyInputError("refund", f"must be a saved refund, not {refund!r}")
+    if refund.order_id != order.pk:
+        raise LoyaltyInputError(
+            "refund.order", f"refund {refund.external_id} is not of order {order.external_id}"
+        )
+    if refund.amount <= 0:
+        raise LoyaltyInputError("refund.amount", f"must be positive, got {refund.amount}")
+    key = _check_key(idempotency_key)
+    fingerprint = _fingerprint(
+        {
+            "action": "refund",
+            "order": order.external_id,
+            "refund": refund.external_id,
+            "amount": str(refund.amount),
+        }
+    )
+    found = _find(key, Kind.REFUND, fingerprint)
+    if found is not None:
+        return found
+    as_of = as_of or timezone.now()
+    programme = programme or get_programme()
+    member_id = enrol_member(order.customer, as_of=as_of, programme=programme).pk
+
+    def apply() -> LedgerTransaction:
+        member, _balance = _locked_member(member_id)
+        found = _find(key, Kind.REFUND, fingerprint)
+        if found is not None:
+            return found
+        earlier = LedgerTransaction.objects.filter(refund=refund, kind=Kind.REFUND).first()
+        if earlier is not None:
+            return earlier
+        prior = list(
+            LedgerTransaction.objects.filter(order=order, kind=Kind.REFUND).select_related("refund")
+        )
+        prior_amount = sum((entry.refund.amount for entry in prior if entry.refund), Decimal(0))
+        if prior_amount + refund.amount > order.total_amount:
+            raise LoyaltyInputError(
+                "refund.amount",
+                f"refunds of order {order.external_id} would total "
+                f"{prior_amount + refund.amount}, more than its {order.total_amount}",
+            )
+        earn = LedgerTransaction.objects.filter(order=order, kind=Kind.EARN).first()
+        common: dict[str, Any] = {
+            "key": key,
+            "fingerprint": fingerprint,
+            "occurred_at": refund.refunded_at,
+            "order": order,
+            "refund": refund,
+        }
+        if earn is None or earn.points == 0:
+            reason = (
+                "refund recorded before the order earned: the award counts the net spend"
+                if earn is None
+                else f"order {order.external_id} earned no points"
+            )
+            return _record(
+                member,
+                kind=Kind.REFUND,
+                points=0,
+                legs={},
+                reason=reason,
+                related_transaction=earn,
+                **common,
+            )
+        base = earn.spend_amount
+        after_award = [entry for entry in prior if entry.related_transaction_id == earn.pk]
+        refunded_before = sum(
+            (entry.refund.amount for entry in after_award if entry.refund), Decimal(0)
+        )
+        refunded_after = refunded_before + refund.amount
+        reversed_before = sum(entry.points for entry in after_award)
+        kept = int(
+            (
+                Decimal(earn.points) * max(Decimal(0), base - refunded_after) / base
+            ).to_integral_value(rounding=ROUND_FLOOR)
+        )
+        reverse = max(0, earn.points - kept - reversed_before)
+        spend_delta = -min(refund.amount, max(Decimal(0), base - refunded_before))
+        own_lot = PointLot.objects.filter(earned_by=earn, remaining_points__gt=0)
+        others_pending = [lot for lot in _pending_lots(member.pk) if lot.earned_by_id != earn.pk]
+        others_available = [
+            lot for lot in _available_lots(member.pk) if lot.earned_by_id != earn.pk
+        ]
+        plan = _plan([*own_lot, *others_pending, *others_available], reverse)
+        from_pending = sum(take for lot, take in plan if lot.activated_by_id is None)
+        from_available = sum(take for lot, take in plan if lot.activated_by_id is not None)
+        debt = reverse - from_pending - from_available
+        reason = (
+            f"refund {refund.external_id} of {refund.amount}: {reverse} of {earn.points} points"
+        )
+        if debt:
+            reason += f"; {debt} already spent, recorded as debt"
+        entry = _record(
+            member,
+            kind=Kind.REFUND,
+            points=reverse,
+            qualifying_points=-reverse,
+            spend_amount=spend_delta,
+            legs={
+                Account.MEMBER_PENDING: -from_pending,
+                Account.MEMBER_AVAILABLE: -from_available,
+                Account.MEMBER_DEBT: -debt,
+                Account.PROGRAMME_ISSUED: reverse,
+            },
+            reason=reason,
+            related_transaction=earn,
+            **common,
+        )
+        _consume(entry, plan)
+        evaluate_member_tier(member, as_of, f"refund {refund.external_id}")
+        return entry
+
+    return _apply_once(key, Kind.REFUND, fingerprint, apply)
+
+
+# --------------------------------------------------------------------------- members
+
+
+def redeem_points(
+    member: Member,
+    points: int,
+    *,
+    idempotency_key: str,
+    reason: str = "",
+    reward: str = "",
+    actor: str = "",
+    as_of: datetime | None = None,
+) -> LedgerTransaction:
+    """Spend ``points`` of the member's available points (oldest lots first).
+
+    Raises :class:`InsufficientPointsError` (nothing written) when fewer are available;
+    the check and the spend happen under the member's balance lock, so concurrent
+    redemptions can never spend more than the balance.
+    """
+    member = _check_member(member)
+    points = _check_points(points)
+    key = _check_key(idempotency_key)
+    reason = _check_text("reason", reason, required=False)
+    reward = _check_text("reward", reward, required=False)
+    actor = _check_text("actor", actor, required=False)
+    fingerprint = _fingerprint(
+        {
+            "action": "redeem",
+            "member": member.pk,
+            "points": points,
+            "reason": reason,
+            "reward": reward,
+        }
+    )
+    as_of = as_of or timezone.now()
+
+    def apply() -> LedgerTransaction:
+        locked_member, balance = _locked_member(member.pk)
+        found = _find(key, Kind.REDEEM, fingerprint)
+        if found is not None:
+            return found
+        if balance.available < points:
+            raise InsufficientPointsError(points, balance.available)
+        plan = _plan(_available_lots(member.pk), points)
+        entry = _record(
+            locked_member,
+            kind=Kind.REDEEM,
+            key=key,
+            fingerprint=fingerprint,
+            points=points,
+            occurred_at=as_of,
+            legs={Account.MEMBER_AVAILABLE: -points, Account.PROGRAMME_REDEEMED: points},
+            reason=(f"reward {reward}: " if reward else "") + reason,
+            actor=actor,
+        )
+        _consume(entry, plan)
+        return entry
+
+    return _apply_once(key, Kind.REDEEM, fingerprint, apply)
+
+
+def adjust_points(
+    member: Member,
+    points: int,
+    *,
+    reason: str,
+    actor: str,
+    idempotency_key: str | None = None,
+    as_of: datetime | None = None,
+) -> LedgerTransaction:
+    """Add (positive) or remove (negative) points by hand, available at once.
+
+    ``reason`` is required and ``actor`` names who did it (``user:alice``,
+    ``token:shop-api``). Added points form a lot that expires by the programme's policy and
+    first repay any debt; removed points must be available (else
+    :class:`InsufficientPointsError`). Adjustments do not count towards tiers.
+    """
+    member = _check_member(member)
+    points = _check_points(points, allow_negative=True)
+    reason = _check_text("reason", reason, required=True)
+    actor = _check_text("actor", actor, required=True)
+    key = (
+        _check_key(idempotency_key) if idempotency_key is not None else f"adjust:{uuid.uuid4().hex}"
+    )
+    fingerprint = _fingerprint(
+        {
+            "action": "adjust",
+            "member": member.pk,
+            "points": points,
+            "reason": reason,
+            "actor": actor,
+        }
+    )
+    as_of = as_of or timezone.now()
+
+    def apply() -> LedgerTransaction:
+        locked_member, balance = _locked_member(member.pk)
+        found = _find(key, Kind.ADJUST, fingerprint)
+        if found is not None:
+            return found
+        common: dict[str, Any] = {
+            "kind": Kind.ADJUST,
+            "key": key,
+            "fingerprint": fingerprint,
+            "points": points,
+            "occurred_at": as_of,
+            "reason": reason,
+            "actor": actor,
+        }
+        if points > 0:
+            entry = _record(
+                locked_member,
+                legs={Account.MEMBER_AVAILABLE: points, Account.PROGRAMME_ADJUSTMENTS: -points},
+                **common,
+            )
+            _new_lot(locked_member, entry, as_of, available_at=as_of, activated_by=entry)
+            _repay_debt(locked_member, as_of, entry)
+            return entry
+        if balance.available < -points:
+            raise InsufficientPointsError(-points, balance.available)
+        plan = _plan(_available_lots(member.pk), -points)
+        entry = _record(
+            locked_member,
+            legs={Account.MEMBER_AVAILABLE: points, Account.PROGRAMME_ADJUSTMENTS: -points},
+            **common,
+        )
+        _consume(entry, plan)
+        return entry
+
+    return _apply_once(key, Kind.ADJUST, fingerprint, apply)
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a points job did: members touched, transactions written, points moved."""
+
+    members: int
+    transactions: int
+    points: int
+
+
+def activate_pending_points(
+    as_of: datetime | None = None, programme: Programme | None = None
+) -> JobResult:
+    """Make available every pending lot whose pending period has ended by ``as_of``, then
+    repay debts from them. One transaction per member; running it twice changes nothing."""
+    as_of = as_of or timezone.now()
+    programme = programme or get_programme()
+    due = PointLot.objects.filter(
+        member__programme=programme, activated_by__isnull=True, available_at__lte=as_of
+    )
+    member_ids = sorted(set(due.values_list("member_id", flat=True)))
+    transactions = points = 0
+    for member_id in member_ids:
+        with transaction.atomic():
+            member, _balance = _locked_member(member_id)
+            lots = list(due.filter(member_id=member_id).order_by("available_at", "pk"))
+            last: LedgerTransaction | None = None
+            for lot in lots:
+                last = _activate_lot(member, lot)
+                transactions += 1
+                points += last.points
+            if last is not None and _repay_debt(member, as_of, last) is not None:
+                transactions += 1
+    return JobResult(len(member_ids), transactions, points)
+
+
+def expire_points(as_of: datetime | None = None, programme: Programme | None = None) -> JobResult:
+    """Expire what is left of available lots whose expiry date has come (first in, first
+    out: spent points were taken from the lots already, so they are never expired)."""
+    as_of = as_of or timezone.now()
+    programme = programme or get_programme()
+    due = PointLot.objects.filter(
+        member__programme=programme,
+        activated_by__isnull=False,
+        remaining_points__gt=0,
+        expires_at__lte=as_of,
+    )
+    member_ids = sorted(set(due.values_list("member_id", flat=True)))
+    transactions = points = 0
+    for member_id in member_ids:
+        with transaction.atomic():
+            member, _balance = _locked_member(member_id)
+            for lot in due.filter(member_id=member_id).order_by("expires_at", "pk"):
+                remaining = lot.remaining_points
+                entry = _record(
+                    member,
+                    kind=Kind.EXPIRE,
+                    key=f"expire:lot:{lot.pk}",
+                    fingerprint=_fingerprint({"action": "expire", "lot": lot.pk}),
+                    points=remaining,
+                    occurred_at=lot.expires_at or as_of,
+                    legs={
+                        Account.MEMBER_AVAILABLE: -remaining,
+                        Account.PROGRAMME_EXPIRED: remaining,
+                    },
+                    related_transaction_id=lot.earned_by_id,
+                    reason=f"points earned {timezone.localtime(lot.earned_at):%Y-%m-%d} expired",
+                )
+                _consume(entry, [(lot, remaining)])
+                transactions += 1
+                points += remaining
+    return JobResult(len(member_ids), transactions, points)

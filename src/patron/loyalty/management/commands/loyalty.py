@@ -1,0 +1,58 @@
+"""``patron loyalty daily`` and ``patron loyalty review-tiers``: the programme's jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from patron.loyalty.ledger import activate_pending_points, expire_points
+from patron.loyalty.tiers import review_tiers
+
+
+def _as_of(value: str | None) -> datetime:
+    """``--as-of`` as an aware datetime: a date means the end of that day in the shop's zone."""
+    if not value:
+        return timezone.now()
+    moment = parse_datetime(value)
+    if moment is None:
+        day = parse_date(value)
+        if day is None:
+            raise CommandError(f"--as-of: {value!r} is not a date or a date and time")
+        moment = datetime.combine(day, time(23, 59, 59))
+    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+
+
+class Command(BaseCommand):
+    help = (
+        "Loyalty jobs. daily: activate pending points, expire points, review tiers "
+        "(idempotent: a second run the same day changes nothing). review-tiers: tiers only."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("job", choices=["daily", "review-tiers"])
+        parser.add_argument(
+            "--as-of", help="run as of this date or datetime (default: now), for catching up"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        as_of = _as_of(options.get("as_of"))
+        if options["job"] == "daily":
+            activated = activate_pending_points(as_of)
+            self.stdout.write(
+                f"activated {activated.points} points ({activated.transactions} transactions, "
+                f"{activated.members} members)"
+            )
+            expired = expire_points(as_of)
+            self.stdout.write(
+                f"expired {expired.points} points ({expired.transactions} transactions, "
+                f"{expired.members} members)"
+            )
+        review = review_tiers(as_of)
+        self.stdout.write(
+            f"reviewed {review.members_reviewed} members: {review.upgrades} upgrades, "
+            f"{review.downgrades} downgrades"
+        )
