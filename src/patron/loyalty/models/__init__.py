@@ -15,5 +15,9 @@ from patron.loyalty.models.programme import Programme as Programme
 from patron.loyalty.models.programme import Promotion as Promotion
 from patron.loyalty.models.programme import Tier as Tier
 from patron.loyalty.models.programme import TierChange as TierChange
+from patron.loyalty.models.referrals import CareGrant as CareGrant
+from patron.loyalty.models.referrals import CarePolicy as CarePolicy
+from patron.loyalty.models.referrals import Referral as Referral
+from patron.loyalty.models.referrals import ReferralPolicy as ReferralPolicy
 from patron.loyalty.models.rewards import Reward as Reward
 from patron.loyalty.models.rewards import RewardRedemption as RewardRedemption
