@@ -1,0 +1,159 @@
+"""Concurrency: many threads redeeming one coupon at the same moment never pass its limits.
+
+Each worker is a real thread with its own database connection (closed when the thread ends),
+kept for all rounds. A barrier releases the workers together in each round; the main thread
+then counts what was written. 64 workers on PostgreSQL, 16 on SQLite (where the settings'
+``BEGIN IMMEDIATE`` and busy timeout make writers queue for the one database lock).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from patron.customers.models import Customer
+from patron.loyalty.coupons import (
+    CouponRefusedError,
+    create_coupon_template,
+    create_shared_coupon,
+    generate_coupon_codes,
+    redeem_coupon,
+)
+from patron.loyalty.models import Coupon, CouponRedemption, CouponTemplate
+from tests.conftest import require
+
+ROUNDS = 100
+#: Rounds of the per-customer race, a second look at the same locks (fewer, to keep it short).
+PER_CUSTOMER_ROUNDS = 20
+#: Seconds a barrier waits before the test fails instead of hanging on a stuck worker.
+BARRIER_TIMEOUT = 120
+
+
+def workers() -> int:
+    """Threads per round; skips where SQLite's test database lives in memory, whose shared
+    cache answers "table is locked" at once instead of letting writers wait."""
+    if connection.vendor == "postgresql":
+        return 64
+    require(
+        not connection.is_in_memory_db(),
+        "threads need a file SQLite test database (DATABASES TEST NAME), not the in-memory one",
+    )
+    return 16
+
+
+def run_rounds(
+    threads: int,
+    prepare: Callable[[int], str],
+    attempt: Callable[[int, int, str], None],
+    rounds: int = ROUNDS,
+) -> list[list[str]]:
+    """Run ``rounds`` rounds: the main thread makes the round's code with ``prepare(round)``,
+    then every worker calls ``attempt(round, worker, code)`` at once. Returns per round each
+    worker's outcome: ``redeemed`` or the refusal ``code: message``."""
+    start = threading.Barrier(threads + 1, timeout=BARRIER_TIMEOUT)
+    done = threading.Barrier(threads + 1, timeout=BARRIER_TIMEOUT)
+    outcomes = [[""] * threads for _ in range(rounds)]
+    codes = [""] * rounds
+
+    def work(index: int) -> None:
+        try:
+            for round_number in range(rounds):
+                start.wait()
+                try:
+                    attempt(round_number, index, codes[round_number])
+                    outcome = "redeemed"
+                except CouponRefusedError as refusal:
+                    outcome = f"{refusal.code}: {refusal.message}"
+                except Exception as error:  # noqa: BLE001 - any other failure is reported by the test
+                    outcome = f"error: {error!r}"
+                outcomes[round_number][index] = outcome
+                done.wait()
+        finally:
+            connection.close()
+
+    pool = [threading.Thread(target=work, args=(index,)) for index in range(threads)]
+    for thread in pool:
+        thread.start()
+    try:
+        for round_number in range(rounds):
+            codes[round_number] = prepare(round_number)
+            start.wait()
+            done.wait()
+    except BaseException:
+        # Let the workers out of the barriers so that they close their connections and end.
+        start.abort()
+        done.abort()
+        raise
+    finally:
+        for thread in pool:
+            thread.join(timeout=BARRIER_TIMEOUT)
+    return outcomes
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_one_single_use_coupon_is_redeemed_once_per_round() -> None:
+    threads = workers()
+    customer = Customer.objects.create(external_id="racer")
+    template = create_coupon_template(name="Once", kind="fixed_amount", value=Decimal(5))
+
+    def prepare(round_number: int) -> str:
+        return generate_coupon_codes(template, customers=[customer])[0]
+
+    def attempt(round_number: int, index: int, code: str) -> None:
+        redeem_coupon(code, customer, f"order-{round_number}-{index}", Decimal(50))
+
+    outcomes = run_rounds(threads, prepare, attempt)
+
+    for round_number, round_outcomes in enumerate(outcomes):
+        winners = [outcome for outcome in round_outcomes if outcome == "redeemed"]
+        losers = [outcome for outcome in round_outcomes if outcome != "redeemed"]
+        assert len(winners) == 1, (round_number, round_outcomes)
+        assert all(outcome.startswith("total_limit_reached: coupon ") for outcome in losers), (
+            round_number,
+            losers,
+        )
+    # Nothing left behind by the refused attempts: one use per code, counters at one.
+    assert CouponRedemption.objects.count() == ROUNDS
+    assert list(Coupon.objects.values_list("times_used", flat=True).distinct()) == [1]
+    assert CouponTemplate.objects.get().times_used == ROUNDS
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_one_customer_racing_a_shared_code_stays_within_the_per_customer_limit() -> None:
+    threads = workers()
+    customer = Customer.objects.create(external_id="racer")
+    templates: list[CouponTemplate] = []
+
+    def prepare(round_number: int) -> str:
+        template = create_coupon_template(
+            name=f"Twice {round_number}",
+            kind="percentage",
+            value=Decimal(10),
+            per_customer_use_limit=2,
+            total_use_limit=3,
+        )
+        templates.append(template)
+        return create_shared_coupon(template, f"TWICE-{round_number}").code
+
+    def attempt(round_number: int, index: int, code: str) -> None:
+        redeem_coupon(code, customer, f"order-{round_number}-{index}", Decimal(50))
+
+    outcomes = run_rounds(threads, prepare, attempt, PER_CUSTOMER_ROUNDS)
+
+    for round_number, round_outcomes in enumerate(outcomes):
+        losers = [outcome for outcome in round_outcomes if outcome != "redeemed"]
+        assert len(round_outcomes) - len(losers) == 2, (round_number, round_outcomes)
+        assert all(outcome.startswith("customer_limit_reached: ") for outcome in losers), losers
+    counts = dict(
+        CouponTemplate.objects.filter(pk__in=[t.pk for t in templates]).values_list(
+            "pk", "times_used"
+        )
+    )
+    assert set(counts.values()) == {2}
+    assert CouponRedemption.objects.count() == 2 * PER_CUSTOMER_ROUNDS
