@@ -10,6 +10,7 @@ what the importer wrote.
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -91,6 +92,16 @@ def insert_frame(
         if constants
         else ()
     )
+    # Columns that hold one value throughout (a status, a currency) are bound once too.
+    same_ends = [name for name in frame.columns if frame[name][0] == frame[name][-1]]
+    if frame.height > 1 and same_ends:
+        counts = frame.select(pl.col(same_ends).n_unique()).row(0)
+        single = [name for name, count in zip(same_ends, counts, strict=True) if count == 1]
+        single = single[: frame.width - 1]  # the staging table needs one column
+        if single:
+            constants.update(dict.fromkeys(single))
+            constant_row = (*constant_row, *(frame[name][0] for name in single))
+            frame = frame.drop(single)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(name) for name in frame.columns)
     targets = ", ".join(quote(name) for name in [*frame.columns, *constants])
@@ -170,8 +181,8 @@ def fetch_frame(
 
     ``columns`` maps output names to table columns. Raw SQL instead of the ORM: the importer
     looks up hundreds of thousands of keys and the ORM's per-parameter work dominates.
-    PostgreSQL gets the keys as one array (``= ANY``), SQLite in ``IN`` lists. Datetimes come
-    back in UTC.
+    PostgreSQL gets the keys as one array (``= ANY``), SQLite as one JSON array
+    (``IN (SELECT value FROM json_each(...))``). Datetimes come back in UTC.
     """
     quote = connection.ops.quote_name
     selected = ", ".join(quote(column) for column in columns.values())
@@ -185,9 +196,13 @@ def fetch_frame(
                 cursor.execute(sql + f"= ANY(%s){conditions}", [list(chunk), *filter_values])
                 rows.extend(cursor.fetchall())
         else:
-            for chunk in chunks(list(keys)):
-                placeholders = ", ".join(["%s"] * len(chunk))
-                cursor.execute(sql + f"IN ({placeholders}){conditions}", [*chunk, *filter_values])
+            # One statement per block of keys, handed over as one JSON array (an IN list is
+            # limited to 999 parameters: a hundred statements per batch, each parsed anew).
+            for chunk in chunks(list(keys), ARRAY_CHUNK):
+                cursor.execute(
+                    sql + f"IN (SELECT value FROM json_each(%s)){conditions}",
+                    [json.dumps(list(chunk)), *filter_values],
+                )
                 rows.extend(cursor.fetchall())
     # SQLite hands back naive datetimes (UTC, as Django stores them); PostgreSQL aware ones.
     read_schema = {
