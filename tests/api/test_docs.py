@@ -28,6 +28,11 @@ def test_openapi_schema_is_served_and_lists_the_endpoints(db: None) -> None:
         "/api/v1/analytics/cohorts",
         "/api/v1/analytics/kpis",
         "/api/v1/analytics/models",
+        "/api/v1/loyalty/members",
+        "/api/v1/loyalty/members/{customer_external_id}",
+        "/api/v1/loyalty/members/{customer_external_id}/ledger",
+        "/api/v1/loyalty/members/{customer_external_id}/adjustments",
+        "/api/v1/loyalty/members/{customer_external_id}/redemptions",
     }
     assert set(schema["paths"]["/api/v1/customers"]) == {"get"}
     ingest_orders = schema["paths"]["/api/v1/ingest/orders"]["post"]

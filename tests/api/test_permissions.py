@@ -10,6 +10,8 @@ from django.test import Client
 
 from patron.analytics.models import AnalysisRun
 from patron.customers.models import Customer
+from patron.loyalty.ledger import adjust_points
+from patron.loyalty.members import enrol_member
 
 ENDPOINTS: list[tuple[str, str, list[dict[str, object]] | None]] = [
     ("get", "/api/v1/customers", None),
@@ -30,7 +32,18 @@ ENDPOINTS: list[tuple[str, str, list[dict[str, object]] | None]] = [
         "/api/v1/ingest/events",
         [{"device_id": "d-9", "event_type": "view", "occurred_at": "2024-11-11T08:00:00Z"}],
     ),
+    ("post", "/api/v1/loyalty/members", {"customer_external_id": "00043"}),
+    ("get", "/api/v1/loyalty/members/00042", None),
+    ("get", "/api/v1/loyalty/members/00042/ledger", None),
+    ("post", "/api/v1/loyalty/members/00042/adjustments", {"points": 5, "reason": "test"}),
+    ("post", "/api/v1/loyalty/members/00042/redemptions", {"points": 1}),
 ]
+#: What an authorised call answers where it is not 200 (the loyalty writes create something).
+SUCCESS_STATUS = {
+    "/api/v1/loyalty/members": 201,
+    "/api/v1/loyalty/members/00042/adjustments": 201,
+    "/api/v1/loyalty/members/00042/redemptions": 201,
+}
 
 CALLERS = [
     # (caller, expected status, expected error code or None for success)
@@ -51,6 +64,13 @@ def analysis_run(db: None) -> AnalysisRun:
     return AnalysisRun.objects.create(
         as_of=date(2024, 7, 1), status="succeeded", started_at=started, finished_at=started
     )
+
+
+@pytest.fixture(autouse=True)
+def member_with_points(shop: dict[str, Customer]) -> None:
+    """Customer 00042 is a loyalty member with points to redeem."""
+    member = enrol_member(Customer.objects.get(external_id="00042"))
+    adjust_points(member, 100, reason="welcome", actor="test", idempotency_key="welcome-00042")
 
 
 @pytest.fixture
@@ -94,15 +114,16 @@ def test_endpoint_answers_each_caller(
     if body is None:
         response = client.get(url, headers=headers)
     else:
+        headers = {**headers, "Idempotency-Key": "permission-matrix"}
         response = client.post(url, body, content_type="application/json", headers=headers)
     # then
-    assert response.status_code == status
+    assert response.status_code == (SUCCESS_STATUS.get(url, 200) if status == 200 else status)
     assert response["Content-Type"] == "application/json; charset=utf-8"
     if code is not None:
         assert response.json()["code"] == code
         assert response.json()["message"]
     if status == 401:
         assert response["WWW-Authenticate"] == "Bearer"
-    if body is not None:
+    if url.startswith("/api/v1/ingest/"):
         # only an authorised call writes anything
         assert response.json().get("inserted", 0) == (1 if status == 200 else 0)

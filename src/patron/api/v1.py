@@ -6,13 +6,14 @@ from ninja import NinjaAPI, Router
 
 from patron.api.auth import BearerTokenAuth, StaffSessionAuth
 from patron.api.errors import install_error_handlers
-from patron.api.routers import analytics, customers, ingest
+from patron.api.routers import analytics, customers, ingest, loyalty
 
 #: (URL prefix, router) of every domain; a new app adds its router here.
 ROUTERS: list[tuple[str, Router]] = [
     ("/customers", customers.router),
     ("/ingest", ingest.router),
     ("/analytics", analytics.router),
+    ("/loyalty", loyalty.router),
 ]
 
 api = NinjaAPI(

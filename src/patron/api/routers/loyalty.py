@@ -1,0 +1,310 @@
+"""``/api/v1/loyalty``: members, their points and ledger, adjustments and redemptions.
+
+Writes that move points require an ``Idempotency-Key`` header (see ``patron.api.idempotency``):
+a retry with the same key gets the first answer, never a second posting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema, Status
+
+from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
+from patron.api.idempotency import require_idempotency_key
+from patron.api.schemas import ShopDateTime
+from patron.customers.models import Customer
+from patron.loyalty.errors import (
+    IdempotencyConflictError,
+    InsufficientPointsError,
+    LoyaltyError,
+    LoyaltyInputError,
+    MemberNotFoundError,
+)
+from patron.loyalty.ledger import adjust_points, redeem_points
+from patron.loyalty.members import enrol_member, get_member
+from patron.loyalty.models import LedgerTransaction, Member
+from patron.loyalty.selectors import ledger_entries, member_balances, next_expiry
+
+router = Router(tags=["loyalty"])
+
+_ERRORS: dict[int, type[Schema]] = {
+    401: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    422: ValidationErrorOut,
+}
+MAX_LEDGER_PAGE = 200
+
+
+class MemberIn(Schema):
+    """The customer to enrol, by the shop's external id."""
+
+    customer_external_id: str = Field(min_length=1, max_length=100, examples=["00042"])
+
+
+class PointsOut(Schema):
+    """A member's points: ``pending + available - debt = lifetime_earned - redeemed - expired``."""
+
+    pending: int = Field(description="Earned, waiting for the return window to pass")
+    available: int = Field(description="Spendable now")
+    expired: int
+    redeemed: int
+    lifetime_earned: int = Field(description="Earned net of refunds, plus adjustments")
+    debt: int = Field(description="Points owed after a refund of spent points; earning repays it")
+
+
+class ExpiryOut(Schema):
+    """The next points to expire."""
+
+    points: int
+    expires_at: ShopDateTime
+
+
+class MemberOut(Schema):
+    """A loyalty member: tier, points, next expiry and referral code."""
+
+    customer_external_id: str
+    tier: str | None = Field(description="Name of the current tier")
+    points: PointsOut
+    next_expiry: ExpiryOut | None
+    referral_code: str
+
+
+class AdjustmentIn(Schema):
+    """A manual change of points, available at once (negative to take points away)."""
+
+    points: int = Field(description="Nonzero; negative takes points away", examples=[200])
+    reason: str = Field(min_length=1, max_length=500, examples=["goodwill: late delivery"])
+
+
+class RedemptionIn(Schema):
+    """Points spent by the member (a reward's points go through its own endpoint)."""
+
+    points: int = Field(gt=0, examples=[500])
+    reason: str = Field("", max_length=500, examples=["checkout discount"])
+
+
+class PostingOut(Schema):
+    """One posting of a ledger transaction: points moved into (+) or out of (-) an account."""
+
+    account: str
+    points: int
+
+
+class LedgerEntryOut(Schema):
+    """One ledger transaction of the member; its postings sum to zero."""
+
+    id: int
+    kind: str = Field(examples=["earn"])
+    occurred_at: ShopDateTime
+    reason: str
+    actor: str = Field(description="Who made it: the staff user or API token, or empty")
+    order_id: str | None = Field(description="External id of the order it comes from")
+    postings: list[PostingOut]
+
+    @staticmethod
+    def resolve_order_id(obj: LedgerTransaction) -> str | None:
+        return None if obj.order is None else obj.order.external_id
+
+    @staticmethod
+    def resolve_postings(obj: LedgerTransaction) -> list[PostingOut]:
+        return [
+            PostingOut(account=posting.account, points=posting.points)
+            for posting in sorted(obj.postings.all(), key=lambda posting: posting.pk)
+        ]
+
+
+class LedgerPageOut(Schema):
+    """The member's ledger, newest first."""
+
+    count: int
+    page: int
+    page_size: int
+    entries: list[LedgerEntryOut]
+
+
+class TransactionOut(Schema):
+    """The ledger transaction a write made, and the member's points after it."""
+
+    entry: LedgerEntryOut
+    points: PointsOut
+
+
+def _member_out(member: Member) -> dict[str, Any]:
+    expiry = next_expiry(member)
+    return {
+        "customer_external_id": member.customer.external_id,
+        "tier": None if member.tier is None else member.tier.name,
+        "points": member_balances(member).__dict__,
+        "next_expiry": (
+            None if expiry is None else {"points": expiry.points, "expires_at": expiry.expires_at}
+        ),
+        "referral_code": member.referral_code,
+    }
+
+
+def _member(customer_external_id: str) -> Member:
+    try:
+        return get_member(customer_external_id)
+    except MemberNotFoundError as error:
+        raise ApiError(404, error.code, str(error)) from error
+
+
+def _api_error(error: LoyaltyError) -> ApiError:
+    """The HTTP answer to a refused loyalty action."""
+    if isinstance(error, InsufficientPointsError):
+        return ApiError(
+            409,
+            error.code,
+            str(error),
+            requested=error.requested,
+            available=error.available,
+        )
+    if isinstance(error, IdempotencyConflictError):
+        return ApiError(409, error.code, str(error))
+    if isinstance(error, MemberNotFoundError):
+        return ApiError(404, error.code, str(error))
+    if isinstance(error, LoyaltyInputError):
+        # The same body as a request that fails the schema (api.errors.validation_error_body).
+        return ApiError(
+            422,
+            "invalid_request",
+            str(error),
+            errors=[
+                {
+                    "location": "body",
+                    "field": error.field,
+                    "message": error.message,
+                    "type": "value_error",
+                }
+            ],
+        )
+    return ApiError(422, error.code, str(error))
+
+
+def _actor(request: HttpRequest) -> str:
+    """Who is acting: the API token (its first characters) and its user, or the staff user."""
+    user = getattr(request, "auth", None) or request.user
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return f"api token {token.strip()[:8]}… ({user})"
+    return f"staff {user}"
+
+
+def _ledger_key(request: HttpRequest, action: str, member: Member) -> str:
+    """The ledger's idempotency key for a write: the client's key, scoped to its credential
+    (two clients may choose the same key) and to the action and member."""
+    key = require_idempotency_key(request)
+    credential = hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()
+    return f"api:{action}:{member.pk}:{credential[:16]}:{key}"
+
+
+@router.post(
+    "/members", response={200: MemberOut, 201: MemberOut, **_ERRORS}, summary="Enrol a customer"
+)
+def enrol(request: HttpRequest, body: MemberIn) -> Status[dict[str, Any]]:
+    """Enrol the customer in the programme (201); an existing member is returned as is (200)."""
+    customer = Customer.objects.filter(external_id=body.customer_external_id).first()
+    if customer is None:
+        raise ApiError(
+            404,
+            "customer_not_found",
+            f"No customer with external id {body.customer_external_id!r}.",
+        )
+    existed = Member.objects.filter(customer=customer).exists()
+    try:
+        member = enrol_member(customer)
+    except LoyaltyError as error:
+        raise _api_error(error) from error
+    return Status(200 if existed else 201, _member_out(member))
+
+
+@router.get(
+    "/members/{customer_external_id}",
+    response={200: MemberOut, **_ERRORS},
+    summary="A member's tier and points",
+)
+def retrieve_member(request: HttpRequest, customer_external_id: str) -> dict[str, Any]:
+    """Tier, points (pending, available, expired, redeemed, lifetime earned, debt), the next
+    expiry and the referral code; 404 for a customer who is not a member."""
+    return _member_out(_member(customer_external_id))
+
+
+@router.get(
+    "/members/{customer_external_id}/ledger",
+    response={200: LedgerPageOut, **_ERRORS},
+    summary="A member's points ledger",
+)
+def member_ledger(
+    request: HttpRequest,
+    customer_external_id: str,
+    page: int = Query(1, ge=1),
+    page_size: int = Query(50, ge=1, le=MAX_LEDGER_PAGE),
+) -> dict[str, Any]:
+    """Every ledger transaction of the member, newest first, with its postings."""
+    entries = ledger_entries(_member(customer_external_id))
+    start = (page - 1) * page_size
+    return {
+        "count": entries.count(),
+        "page": page,
+        "page_size": page_size,
+        "entries": list(entries[start : start + page_size]),
+    }
+
+
+@router.post(
+    "/members/{customer_external_id}/adjustments",
+    response={201: TransactionOut, **_ERRORS},
+    summary="Adjust a member's points",
+)
+def adjust(
+    request: HttpRequest, customer_external_id: str, body: AdjustmentIn
+) -> Status[dict[str, Any]]:
+    """Add (or take away) points at once, with a reason; the token or staff user is recorded.
+    Needs an ``Idempotency-Key``."""
+    member = _member(customer_external_id)
+    try:
+        entry = adjust_points(
+            member,
+            body.points,
+            reason=body.reason,
+            actor=_actor(request),
+            idempotency_key=_ledger_key(request, "adjust", member),
+        )
+    except LoyaltyError as error:
+        raise _api_error(error) from error
+    return Status(201, _transaction_out(entry, member))
+
+
+@router.post(
+    "/members/{customer_external_id}/redemptions",
+    response={201: TransactionOut, **_ERRORS},
+    summary="Redeem a member's points",
+)
+def redeem(
+    request: HttpRequest, customer_external_id: str, body: RedemptionIn
+) -> Status[dict[str, Any]]:
+    """Spend available points; 409 ``insufficient_points`` (with ``requested`` and
+    ``available``) when the balance is short. Needs an ``Idempotency-Key``."""
+    member = _member(customer_external_id)
+    try:
+        entry = redeem_points(
+            member,
+            body.points,
+            idempotency_key=_ledger_key(request, "redeem", member),
+            reason=body.reason,
+            actor=_actor(request),
+        )
+    except LoyaltyError as error:
+        raise _api_error(error) from error
+    return Status(201, _transaction_out(entry, member))
+
+
+def _transaction_out(entry: LedgerTransaction, member: Member) -> dict[str, Any]:
+    fresh = ledger_entries(member).get(pk=entry.pk)
+    return {"entry": fresh, "points": member_balances(member).__dict__}

@@ -1,0 +1,181 @@
+"""``/api/v1/loyalty``: enrolment, a member's points and ledger, adjustments, redemptions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from patron.customers.models import Customer
+from patron.loyalty.models import LedgerTransaction, Posting
+
+pytestmark = pytest.mark.django_db
+
+
+def call(
+    client: Client, method: str, url: str, headers: dict[str, str], body: Any = None
+) -> tuple[int, Any]:
+    if method == "get":
+        response = client.get(url, headers=headers)
+    else:
+        response = client.post(
+            url, json.dumps(body), content_type="application/json", headers=headers
+        )
+    return response.status_code, response.json()
+
+
+@pytest.fixture
+def member(client: Client, bearer: dict[str, str]) -> str:
+    """Customer 00042, enrolled."""
+    Customer.objects.create(external_id="00042", name="张伟")
+    status, _ = call(
+        client, "post", "/api/v1/loyalty/members", bearer, {"customer_external_id": "00042"}
+    )
+    assert status == 201
+    return "00042"
+
+
+def test_enrolment_creates_a_member_once(client: Client, bearer: dict[str, str]) -> None:
+    Customer.objects.create(external_id="00042", name="张伟")
+    body = {"customer_external_id": "00042"}
+    status, first = call(client, "post", "/api/v1/loyalty/members", bearer, body)
+    assert status == 201
+    assert first["customer_external_id"] == "00042"
+    assert first["points"] == {
+        "pending": 0,
+        "available": 0,
+        "expired": 0,
+        "redeemed": 0,
+        "lifetime_earned": 0,
+        "debt": 0,
+    }
+    assert first["next_expiry"] is None
+    assert len(first["referral_code"]) >= 6
+    status, again = call(client, "post", "/api/v1/loyalty/members", bearer, body)
+    assert (status, again) == (200, first)
+
+
+def test_an_unknown_customer_or_non_member_is_a_404(client: Client, bearer: dict[str, str]) -> None:
+    status, body = call(
+        client, "post", "/api/v1/loyalty/members", bearer, {"customer_external_id": "nobody"}
+    )
+    assert (status, body["code"]) == (404, "customer_not_found")
+    Customer.objects.create(external_id="00043", name="李娜")
+    status, body = call(client, "get", "/api/v1/loyalty/members/00043", bearer)
+    assert (status, body["code"]) == (404, "member_not_found")
+
+
+def test_adjustment_and_redemption_move_points_once(
+    client: Client, bearer: dict[str, str], member: str
+) -> None:
+    url = f"/api/v1/loyalty/members/{member}"
+    adjust = {"points": 500, "reason": "goodwill: late delivery"}
+    status, made = call(
+        client, "post", f"{url}/adjustments", {**bearer, "Idempotency-Key": "a-1"}, adjust
+    )
+    assert status == 201
+    assert made["points"]["available"] == 500
+    assert made["entry"]["kind"] == "adjust"
+    assert made["entry"]["reason"] == "goodwill: late delivery"
+    assert made["entry"]["actor"].startswith("api token ")
+    assert sum(posting["points"] for posting in made["entry"]["postings"]) == 0
+    # a retry of the same request is answered, not applied again
+    status, again = call(
+        client, "post", f"{url}/adjustments", {**bearer, "Idempotency-Key": "a-1"}, adjust
+    )
+    assert (status, again) == (201, made)
+
+    status, spent = call(
+        client, "post", f"{url}/redemptions", {**bearer, "Idempotency-Key": "r-1"}, {"points": 300}
+    )
+    assert status == 201
+    assert spent["points"]["available"] == 200
+    assert spent["points"]["redeemed"] == 300
+
+    status, detail = call(client, "get", url, bearer)
+    assert status == 200
+    assert detail["points"]["available"] == 200
+    assert detail["points"]["lifetime_earned"] == 500
+    assert LedgerTransaction.objects.count() == 2
+
+
+def test_a_redemption_beyond_the_balance_is_a_409_that_changes_nothing(
+    client: Client, bearer: dict[str, str], member: str
+) -> None:
+    url = f"/api/v1/loyalty/members/{member}"
+    call(
+        client,
+        "post",
+        f"{url}/adjustments",
+        {**bearer, "Idempotency-Key": "a"},
+        {"points": 100, "reason": "welcome"},
+    )
+    postings = Posting.objects.count()
+
+    status, body = call(
+        client, "post", f"{url}/redemptions", {**bearer, "Idempotency-Key": "r"}, {"points": 101}
+    )
+
+    assert status == 409
+    assert body["code"] == "insufficient_points"
+    assert (body["requested"], body["available"]) == (101, 100)
+    assert "101" in body["message"]
+    assert Posting.objects.count() == postings
+
+
+def test_writes_that_move_points_need_an_idempotency_key(
+    client: Client, bearer: dict[str, str], member: str
+) -> None:
+    url = f"/api/v1/loyalty/members/{member}/adjustments"
+    status, body = call(client, "post", url, bearer, {"points": 10, "reason": "x"})
+    assert status == 422
+    assert body["code"] == "idempotency_key_required"
+    assert not LedgerTransaction.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("adjustments", {"points": 0, "reason": "nothing"}),
+        ("adjustments", {"points": 10, "reason": ""}),
+        ("redemptions", {"points": -5}),
+        ("redemptions", {"points": "many"}),
+    ],
+)
+def test_bad_amounts_are_a_422_that_changes_nothing(
+    client: Client, bearer: dict[str, str], member: str, path: str, body: dict[str, Any]
+) -> None:
+    status, answer = call(
+        client,
+        "post",
+        f"/api/v1/loyalty/members/{member}/{path}",
+        {**bearer, "Idempotency-Key": "k"},
+        body,
+    )
+    assert status == 422
+    assert answer["code"] == "invalid_request"
+    assert answer["errors"][0]["field"].removeprefix("body.") in {"points", "reason"}
+    assert not LedgerTransaction.objects.exists()
+
+
+def test_the_ledger_lists_entries_newest_first(
+    client: Client, bearer: dict[str, str], member: str
+) -> None:
+    url = f"/api/v1/loyalty/members/{member}"
+    for number, points in enumerate((100, 50, -30)):
+        status, _ = call(
+            client,
+            "post",
+            f"{url}/adjustments",
+            {**bearer, "Idempotency-Key": f"k{number}"},
+            {"points": points, "reason": f"step {number}"},
+        )
+        assert status == 201
+    status, page = call(client, "get", f"{url}/ledger?page_size=2", bearer)
+    assert status == 200
+    assert page["count"] == 3
+    assert [entry["reason"] for entry in page["entries"]] == ["step 2", "step 1"]
+    status, page = call(client, "get", f"{url}/ledger?page=2&page_size=2", bearer)
+    assert [entry["reason"] for entry in page["entries"]] == ["step 0"]
