@@ -315,7 +315,8 @@ def _verdict(
 def _settle_one(
     referral_id: int, policy: ReferralPolicy, programme: Programme, as_of: datetime
 ) -> Referral | None:
-    """Settle one referral in its own transaction; None when it stays pending."""
+    """Settle one referral in its own transaction; None when it stays pending or a
+    concurrent run settled it first (that run reports it)."""
     with transaction.atomic():
         referral = Referral.objects.select_related("referrer__customer", "referee__customer").get(
             pk=referral_id
@@ -324,7 +325,7 @@ def _settle_one(
         lock_point_balances([referral.referrer_id, referral.referee_id])
         (locked,) = lock_rows(Referral.objects.filter(pk=referral_id))
         if locked.status != ReferralStatusChoices.PENDING:
-            return None  # a concurrent run settled it
+            return None
         order = _first_order(referral)
         status, reason_code = _verdict(referral, order, programme, as_of)
         if status == ReferralStatusChoices.PENDING:
@@ -392,7 +393,6 @@ def settle_referrals(
     policy = get_referral_policy(programme)
     rewarded: list[Referral] = []
     refused: list[Referral] = []
-    pending = 0
     ids = list(
         Referral.objects.filter(
             programme=programme, status=ReferralStatusChoices.PENDING, referred_at__lte=as_of
@@ -403,11 +403,14 @@ def settle_referrals(
     for referral_id in ids:
         settled = _settle_one(referral_id, policy, programme, as_of)
         if settled is None:
-            pending += 1
-        elif settled.status == ReferralStatusChoices.REWARDED:
+            continue
+        if settled.status == ReferralStatusChoices.REWARDED:
             rewarded.append(settled)
         else:
             refused.append(settled)
+    pending = Referral.objects.filter(
+        programme=programme, status=ReferralStatusChoices.PENDING, referred_at__lte=as_of
+    ).count()
     points = sum(
         (referral.referrer_transaction.points if referral.referrer_transaction else 0)
         + (referral.referee_transaction.points if referral.referee_transaction else 0)
