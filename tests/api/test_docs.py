@@ -33,6 +33,9 @@ def test_openapi_schema_is_served_and_lists_the_endpoints(db: None) -> None:
         "/api/v1/loyalty/members/{customer_external_id}/ledger",
         "/api/v1/loyalty/members/{customer_external_id}/adjustments",
         "/api/v1/loyalty/members/{customer_external_id}/redemptions",
+        "/api/v1/coupons/{code}/validate",
+        "/api/v1/coupons/{code}/redeem",
+        "/api/v1/coupons/{code}/release",
     }
     assert set(schema["paths"]["/api/v1/customers"]) == {"get"}
     ingest_orders = schema["paths"]["/api/v1/ingest/orders"]["post"]

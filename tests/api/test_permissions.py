@@ -37,6 +37,7 @@ ENDPOINTS: list[tuple[str, str, list[dict[str, object]] | None]] = [
     ("get", "/api/v1/loyalty/members/00042/ledger", None),
     ("post", "/api/v1/loyalty/members/00042/adjustments", {"points": 5, "reason": "test"}),
     ("post", "/api/v1/loyalty/members/00042/redemptions", {"points": 1}),
+    ("get", "/api/v1/coupons/ANYCODE/validate?customer=00042&order_total=10", None),
 ]
 #: What an authorised call answers where it is not 200 (the loyalty writes create something).
 SUCCESS_STATUS = {

@@ -6,7 +6,7 @@ from ninja import NinjaAPI, Router
 
 from patron.api.auth import BearerTokenAuth, StaffSessionAuth
 from patron.api.errors import install_error_handlers
-from patron.api.routers import analytics, customers, ingest, loyalty
+from patron.api.routers import analytics, coupons, customers, ingest, loyalty
 
 #: (URL prefix, router) of every domain; a new app adds its router here.
 ROUTERS: list[tuple[str, Router]] = [
@@ -14,6 +14,7 @@ ROUTERS: list[tuple[str, Router]] = [
     ("/ingest", ingest.router),
     ("/analytics", analytics.router),
     ("/loyalty", loyalty.router),
+    ("/coupons", coupons.router),
 ]
 
 api = NinjaAPI(
