@@ -161,3 +161,13 @@ def test_a_large_postgres_load_restores_its_foreign_keys_and_indexes(
             ("A", "C1", Decimal("20.0000")),
             ("B", "C2", Decimal("5.0000")),
         ]
+        # the keys were taken as blocks: the sequences have moved past them
+        with connection.cursor() as cursor:
+            for model in (Order, OrderLine):
+                table = model._meta.db_table
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) > "
+                    f"(SELECT max(id) FROM {table})",
+                    [table],
+                )
+                assert cursor.fetchone() == (True,)

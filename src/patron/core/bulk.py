@@ -145,25 +145,38 @@ def update_rows(table: str, frame: pl.DataFrame, key: str = "id") -> None:
         )
 
 
-def reserve_ids(table: str, count: int) -> pl.Series:
+def reserve_ids(table: str, count: int, *, locked: bool = False) -> pl.Series:
     """``count`` new primary keys for ``table``, safe against concurrent writers.
 
-    PostgreSQL hands them out from the table's sequence. On SQLite the importer's
-    transaction holds the database's write lock from its start (``transaction_mode``
-    IMMEDIATE in settings), so the keys above the current maximum are ours.
+    PostgreSQL hands them out from the table's sequence, one ``nextval`` each (about 6 µs
+    apiece: two seconds for 367,000 orders), or, with ``locked`` (the caller holds the
+    table's ACCESS EXCLUSIVE lock, so no other insert can draw from the sequence), as one
+    block moved past by ``setval``. On SQLite the importer's transaction holds the
+    database's write lock from its start (``transaction_mode`` IMMEDIATE in settings), so
+    the keys above the current maximum are ours.
     """
     if count == 0:
         return pl.Series("id", [], dtype=pl.Int64)
     quoted = connection.ops.quote_name(table)
     with connection.cursor() as cursor:
-        if is_postgres():
+        if is_postgres() and locked:
+            cursor.execute(
+                "SELECT setval(pg_get_serial_sequence(%s, 'id'), "
+                "nextval(pg_get_serial_sequence(%s, 'id')) + %s - 1)",
+                [table, table, count],
+            )
+            row = cursor.fetchone()
+            assert row is not None
+            start = int(row[0]) - count + 1
+        elif is_postgres():
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
                 [table, count],
             )
             return pl.Series("id", [row[0] for row in cursor.fetchall()], dtype=pl.Int64)
-        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {quoted}")
-        start = int(cursor.fetchone()[0]) + 1
+        else:
+            cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {quoted}")
+            start = int(cursor.fetchone()[0]) + 1
     return pl.int_range(start, start + count, dtype=pl.Int64, eager=True).alias("id")
 
 

@@ -443,7 +443,7 @@ class OrderLoader:
             | (pl.col("coupon_code") != pl.col("old_coupon"))
         )
         now = _now()
-        ids = reserve_ids(Order._meta.db_table, new.height)
+        ids = reserve_ids(Order._meta.db_table, new.height, locked=bool(self.suspended))
         new = new.with_columns(ids.alias("order_pk"))
         insert_frame(
             Order._meta.db_table,
@@ -529,9 +529,17 @@ class OrderLoader:
             | _money_equal(pl.col("line_total"), pl.col("old_line_total")).not_()
         )
         changed = old.filter(differs)
+        # With the tables locked for a large load, the keys come as one block (PostgreSQL
+        # would otherwise draw each line's key from the sequence one call at a time).
+        line_ids = (
+            [reserve_ids(OrderLine._meta.db_table, new.height, locked=True)]
+            if self.suspended
+            else []
+        )
         insert_frame(
             OrderLine._meta.db_table,
             new.select(
+                *line_ids,
                 pl.col("order_pk").alias("order_id"),
                 "line_key",
                 "line_number",
