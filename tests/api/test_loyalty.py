@@ -179,3 +179,42 @@ def test_the_ledger_lists_entries_newest_first(
     assert [entry["reason"] for entry in page["entries"]] == ["step 2", "step 1"]
     status, page = call(client, "get", f"{url}/ledger?page=2&page_size=2", bearer)
     assert [entry["reason"] for entry in page["entries"]] == ["step 0"]
+
+
+def test_a_referral_is_recorded_pending_and_a_self_referral_refused(
+    client: Client, bearer: dict[str, str], member: str
+) -> None:
+    status, referrer = call(client, "get", f"/api/v1/loyalty/members/{member}", bearer)
+    code = referrer["referral_code"]
+    Customer.objects.create(external_id="00077", name="王芳", phone="13900000077")
+    status, referral = call(
+        client,
+        "post",
+        "/api/v1/loyalty/referrals",
+        {**bearer, "Idempotency-Key": "ref-1"},
+        {"referral_code": code.lower(), "customer_external_id": "00077"},
+    )
+    assert status == 201
+    assert (referral["referrer"], referral["customer_external_id"]) == ("00042", "00077")
+    assert referral["status"] == "pending"
+    # the referrer cannot refer themselves, nor can the same customer be referred twice
+    for key, customer, reason in (
+        ("ref-2", "00042", "self_referral_same_customer"),
+        ("ref-3", "00077", "already_referred"),
+    ):
+        status, body = call(
+            client,
+            "post",
+            "/api/v1/loyalty/referrals",
+            {**bearer, "Idempotency-Key": key},
+            {"referral_code": code, "customer_external_id": customer},
+        )
+        assert (status, body["code"]) == (409, reason)
+    status, body = call(
+        client,
+        "post",
+        "/api/v1/loyalty/referrals",
+        {**bearer, "Idempotency-Key": "ref-4"},
+        {"referral_code": "NOPE0000", "customer_external_id": "00077"},
+    )
+    assert (status, body["code"]) == (404, "unknown_referral_code")

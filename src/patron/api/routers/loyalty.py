@@ -25,7 +25,8 @@ from patron.loyalty.errors import (
 )
 from patron.loyalty.ledger import adjust_points, redeem_points
 from patron.loyalty.members import enrol_member, get_member
-from patron.loyalty.models import LedgerTransaction, Member
+from patron.loyalty.models import LedgerTransaction, Member, Referral
+from patron.loyalty.referrals import UNKNOWN_CODE, ReferralRefusedError, record_referral
 from patron.loyalty.selectors import ledger_entries, member_balances, next_expiry
 
 router = Router(tags=["loyalty"])
@@ -132,6 +133,35 @@ class TransactionOut(Schema):
 
     entry: LedgerEntryOut
     points: PointsOut
+
+
+class ReferralIn(Schema):
+    """A new customer who came through a member's referral code."""
+
+    referral_code: str = Field(min_length=1, max_length=32, examples=["K7QM2XRA"])
+    customer_external_id: str = Field(min_length=1, max_length=100, examples=["00077"])
+
+
+class ReferralOut(Schema):
+    """A referral: pending until the new customer's first order has passed the return
+    window, then rewarded (both get their points) or refused with the reason."""
+
+    id: int
+    referral_code: str
+    referrer: str = Field(description="External id of the referring member's customer")
+    customer_external_id: str = Field(description="The new customer")
+    status: str = Field(examples=["pending"])
+    reason_code: str
+    reason: str
+    referred_at: ShopDateTime
+
+    @staticmethod
+    def resolve_referrer(obj: Referral) -> str:
+        return obj.referrer.customer.external_id
+
+    @staticmethod
+    def resolve_customer_external_id(obj: Referral) -> str:
+        return obj.referee.customer.external_id
 
 
 def _member_out(member: Member) -> dict[str, Any]:
@@ -308,3 +338,31 @@ def redeem(
 def _transaction_out(entry: LedgerTransaction, member: Member) -> dict[str, Any]:
     fresh = ledger_entries(member).get(pk=entry.pk)
     return {"entry": fresh, "points": member_balances(member).__dict__}
+
+
+@router.post("/referrals", response={201: ReferralOut, **_ERRORS}, summary="Record a referral")
+def refer(request: HttpRequest, body: ReferralIn) -> Status[Referral]:
+    """Record that the customer came through the member's referral code (the customer is
+    enrolled if needed). Refused with the reason as ``code``: ``404 unknown_referral_code``;
+    ``409`` for a self-referral (the same customer, or a shared phone, e-mail or device),
+    a customer referred before or who already ordered, or a referrer over the cap. Nothing
+    is written when refused. Needs an ``Idempotency-Key``."""
+    require_idempotency_key(request)
+    customer = Customer.objects.filter(external_id=body.customer_external_id).first()
+    if customer is None:
+        raise ApiError(
+            404,
+            "customer_not_found",
+            f"No customer with external id {body.customer_external_id!r}.",
+        )
+    try:
+        referral = record_referral(body.referral_code, customer)
+    except ReferralRefusedError as error:
+        status = 404 if error.code == UNKNOWN_CODE else 409
+        raise ApiError(status, error.code, error.message) from error
+    except LoyaltyError as error:
+        raise _api_error(error) from error
+    referral = Referral.objects.select_related("referrer__customer", "referee__customer").get(
+        pk=referral.pk
+    )
+    return Status(201, referral)
