@@ -28,6 +28,7 @@ def test_openapi_schema_is_served_and_lists_the_endpoints(db: None) -> None:
         "/api/v1/analytics/cohorts",
         "/api/v1/analytics/kpis",
         "/api/v1/analytics/models",
+        "/api/v1/loyalty/programme",
         "/api/v1/loyalty/members",
         "/api/v1/loyalty/members/{customer_external_id}",
         "/api/v1/loyalty/members/{customer_external_id}/ledger",

@@ -218,3 +218,47 @@ def test_a_referral_is_recorded_pending_and_a_self_referral_refused(
         {"referral_code": "NOPE0000", "customer_external_id": "00077"},
     )
     assert (status, body["code"]) == (404, "unknown_referral_code")
+
+
+def put(client: Client, url: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
+    response = client.put(url, json.dumps(body), content_type="application/json", headers=headers)
+    return response.status_code, response.json()
+
+
+def test_the_programme_is_read_and_changed_setting_by_setting(
+    client: Client, bearer: dict[str, str]
+) -> None:
+    status, programme = call(client, "get", "/api/v1/loyalty/programme", bearer)
+    assert status == 200
+    assert (programme["pending_days"], programme["expiry_policy"]) == (15, "never")
+    assert programme["tiers"] == []
+
+    status, changed = put(
+        client,
+        "/api/v1/loyalty/programme",
+        bearer,
+        {"points_per_unit": "2", "pending_days": 7, "expiry_policy": "end_of_year_after_earning"},
+    )
+    assert status == 200
+    assert (changed["points_per_unit"], changed["pending_days"]) == ("2.0000", 7)
+    assert changed["expiry_policy"] == "end_of_year_after_earning"
+    assert call(client, "get", "/api/v1/loyalty/programme", bearer)[1] == changed
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"pending_days": -1, "points_per_unit": "3"}, "pending_days"),
+        ({"expiry_policy": "months_after_earning"}, "expiry_months"),
+        ({"colour": "red"}, "colour"),
+        ({"rounding": "sideways"}, "rounding"),
+    ],
+)
+def test_a_bad_programme_setting_is_a_422_naming_it_and_changes_nothing(
+    client: Client, bearer: dict[str, str], changes: dict[str, Any], field: str
+) -> None:
+    before = call(client, "get", "/api/v1/loyalty/programme", bearer)[1]
+    status, body = put(client, "/api/v1/loyalty/programme", bearer, changes)
+    assert status == 422
+    assert body["errors"][0]["field"] == field
+    assert call(client, "get", "/api/v1/loyalty/programme", bearer)[1] == before

@@ -7,10 +7,11 @@ a retry with the same key gets the first answer, never a second posting.
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema, Status
+from ninja import Body, Field, Query, Router, Schema, Status
 
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
@@ -25,7 +26,8 @@ from patron.loyalty.errors import (
 )
 from patron.loyalty.ledger import adjust_points, redeem_points
 from patron.loyalty.members import enrol_member, get_member
-from patron.loyalty.models import LedgerTransaction, Member, Referral
+from patron.loyalty.models import LedgerTransaction, Member, Programme, Referral
+from patron.loyalty.programme import configure_programme, get_programme
 from patron.loyalty.referrals import UNKNOWN_CODE, ReferralRefusedError, record_referral
 from patron.loyalty.selectors import ledger_entries, member_balances, next_expiry
 
@@ -135,6 +137,103 @@ class TransactionOut(Schema):
     points: PointsOut
 
 
+class TierOut(Schema):
+    """A tier: reached when the programme's tier metric over its window reaches ``threshold``."""
+
+    name: str
+    threshold: str = Field(description="Points, or money in the programme's currency")
+    earn_multiplier: str
+    birthday_bonus_points: int
+    has_free_shipping: bool
+
+
+class PromotionOut(Schema):
+    """A time-boxed points multiplier (``starts_at <= t < ends_at``)."""
+
+    name: str
+    multiplier: str
+    starts_at: ShopDateTime
+    ends_at: ShopDateTime
+    is_active: bool
+
+
+class ProgrammeOut(Schema):
+    """The programme's earning, pending, expiry and tier rules, its tiers and promotions."""
+
+    name: str
+    is_active: bool
+    currency: str
+    points_per_unit: str = Field(description="Points per currency unit of net spend")
+    rounding: str = Field(examples=["floor"])
+    minimum_order_amount: str
+    earning_channels: list[str] = Field(description="Empty: every channel earns")
+    pending_days: int = Field(description="Days points stay pending (the return window)")
+    expiry_policy: str = Field(
+        examples=["never", "months_after_earning", "end_of_year_after_earning"]
+    )
+    expiry_months: int | None
+    point_value_amount: str = Field(description="Money value of one point when redeemed")
+    tier_metric: str = Field(examples=["points", "spend"])
+    tier_window: str = Field(examples=["rolling_12_months", "calendar_year", "lifetime"])
+    downgrade_grace_days: int
+    tiers: list[TierOut]
+    promotions: list[PromotionOut]
+
+
+_PROGRAMME_SETTINGS = (
+    "name",
+    "is_active",
+    "currency",
+    "points_per_unit",
+    "rounding",
+    "minimum_order_amount",
+    "earning_channels",
+    "pending_days",
+    "expiry_policy",
+    "expiry_months",
+    "point_value_amount",
+    "tier_metric",
+    "tier_window",
+    "downgrade_grace_days",
+)
+_PROGRAMME_BODY = Body(
+    ...,
+    description="The settings to change, by name (any of those GET returns but tiers and "
+    "promotions); amounts as decimal strings",
+    examples=[{"points_per_unit": "2", "pending_days": 7}],
+)
+
+
+def _programme_out(programme: Programme) -> dict[str, Any]:
+    # Read back, so that amounts show the stored precision whatever the caller's instance holds.
+    programme = Programme.objects.get(pk=programme.pk)
+    out: dict[str, Any] = {}
+    for name in _PROGRAMME_SETTINGS:
+        value = getattr(programme, name)
+        out[name] = str(value) if isinstance(value, Decimal) else value
+    out["tiers"] = [
+        {
+            "name": tier.name,
+            "threshold": str(tier.threshold.normalize()),
+            "earn_multiplier": str(tier.earn_multiplier.normalize()),
+            "birthday_bonus_points": tier.birthday_bonus_points,
+            "has_free_shipping": tier.has_free_shipping,
+        }
+        for tier in programme.tiers.order_by("threshold")
+    ]
+    out["promotions"] = [
+        {
+            "name": promotion.name,
+            "multiplier": str(promotion.multiplier.normalize()),
+            "starts_at": promotion.starts_at,
+            "ends_at": promotion.ends_at,
+            "is_active": promotion.is_active,
+        }
+        for promotion in programme.promotions.order_by("starts_at")
+    ]
+    return out
+
+
 class ReferralIn(Schema):
     """A new customer who came through a member's referral code."""
 
@@ -232,6 +331,25 @@ def _ledger_key(request: HttpRequest, action: str, member: Member) -> str:
     key = require_idempotency_key(request)
     credential = hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()
     return f"api:{action}:{member.pk}:{credential[:16]}:{key}"
+
+
+@router.get("/programme", response={200: ProgrammeOut, **_ERRORS}, summary="The programme")
+def read_programme(request: HttpRequest) -> dict[str, Any]:
+    """The programme's rules, tiers and promotions (created with the defaults on first use)."""
+    return _programme_out(get_programme())
+
+
+@router.put("/programme", response={200: ProgrammeOut, **_ERRORS}, summary="Change the programme")
+def change_programme(
+    request: HttpRequest, changes: dict[str, Any] = _PROGRAMME_BODY
+) -> dict[str, Any]:
+    """Change some of the programme's settings; every value is checked first and a bad one
+    is a 422 naming it, with nothing changed. Tiers and promotions are not changed here."""
+    try:
+        programme = configure_programme(**changes)
+    except LoyaltyError as error:
+        raise _api_error(error) from error
+    return _programme_out(programme)
 
 
 @router.post(
