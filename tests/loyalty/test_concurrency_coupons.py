@@ -1,4 +1,5 @@
-"""Concurrency: many threads redeeming one coupon at the same moment never pass its limits.
+"""Concurrency: many threads redeeming one coupon (or the last reward in stock) at the same
+moment never pass its limits, and every loser gets the refusal's code and message.
 
 Each worker is a real thread with its own database connection (closed when the thread ends),
 kept for all rounds. A barrier releases the workers together in each round; the main thread
@@ -17,18 +18,22 @@ from django.db import connection
 
 from patron.customers.models import Customer
 from patron.loyalty.coupons import (
-    CouponRefusedError,
     create_coupon_template,
     create_shared_coupon,
     generate_coupon_codes,
     redeem_coupon,
 )
-from patron.loyalty.models import Coupon, CouponRedemption, CouponTemplate
+from patron.loyalty.errors import LoyaltyError
+from patron.loyalty.ledger import adjust_points
+from patron.loyalty.members import enrol_member
+from patron.loyalty.models import Coupon, CouponRedemption, CouponTemplate, Reward, RewardRedemption
+from patron.loyalty.rewards import create_reward, redeem_reward
+from patron.loyalty.selectors import member_balances
 from tests.conftest import require
 
 ROUNDS = 100
-#: Rounds of the per-customer race, a second look at the same locks (fewer, to keep it short).
-PER_CUSTOMER_ROUNDS = 20
+#: Rounds of the per-customer and the reward-stock races (fewer, to keep the suite short).
+SHORT_ROUNDS = 20
 #: Seconds a barrier waits before the test fails instead of hanging on a stuck worker.
 BARRIER_TIMEOUT = 120
 
@@ -53,7 +58,8 @@ def run_rounds(
 ) -> list[list[str]]:
     """Run ``rounds`` rounds: the main thread makes the round's code with ``prepare(round)``,
     then every worker calls ``attempt(round, worker, code)`` at once. Returns per round each
-    worker's outcome: ``redeemed`` or the refusal ``code: message``."""
+    worker's outcome: ``redeemed`` or the refusal ``code: message`` (coupon or reward refusals,
+    a short balance ...; anything else is ``error: ...``)."""
     start = threading.Barrier(threads + 1, timeout=BARRIER_TIMEOUT)
     done = threading.Barrier(threads + 1, timeout=BARRIER_TIMEOUT)
     outcomes = [[""] * threads for _ in range(rounds)]
@@ -66,8 +72,8 @@ def run_rounds(
                 try:
                     attempt(round_number, index, codes[round_number])
                     outcome = "redeemed"
-                except CouponRefusedError as refusal:
-                    outcome = f"{refusal.code}: {refusal.message}"
+                except LoyaltyError as refusal:
+                    outcome = f"{refusal.code}: {refusal}"
                 except Exception as error:  # noqa: BLE001 - any other failure is reported by the test
                     outcome = f"error: {error!r}"
                 outcomes[round_number][index] = outcome
@@ -144,7 +150,7 @@ def test_one_customer_racing_a_shared_code_stays_within_the_per_customer_limit()
     def attempt(round_number: int, index: int, code: str) -> None:
         redeem_coupon(code, customer, f"order-{round_number}-{index}", Decimal(50))
 
-    outcomes = run_rounds(threads, prepare, attempt, PER_CUSTOMER_ROUNDS)
+    outcomes = run_rounds(threads, prepare, attempt, SHORT_ROUNDS)
 
     for round_number, round_outcomes in enumerate(outcomes):
         losers = [outcome for outcome in round_outcomes if outcome != "redeemed"]
@@ -156,4 +162,41 @@ def test_one_customer_racing_a_shared_code_stays_within_the_per_customer_limit()
         )
     )
     assert set(counts.values()) == {2}
-    assert CouponRedemption.objects.count() == 2 * PER_CUSTOMER_ROUNDS
+    assert CouponRedemption.objects.count() == 2 * SHORT_ROUNDS
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_members_racing_for_the_last_reward_in_stock_get_one_and_pay_once() -> None:
+    threads = workers()
+    members = []
+    for index in range(threads):
+        member = enrol_member(Customer.objects.create(external_id=f"member-{index}"))
+        adjust_points(member, 1_000, reason="race budget", actor="user:test")
+        members.append(member)
+    rewards: list[Reward] = []
+
+    def prepare(round_number: int) -> str:
+        rewards.append(
+            create_reward(name=f"Last mug {round_number}", kind="gift", points_cost=7, stock=1)
+        )
+        return str(rewards[-1].pk)
+
+    def attempt(round_number: int, index: int, reward_id: str) -> None:
+        redeem_reward(
+            members[index],
+            Reward.objects.get(pk=int(reward_id)),
+            idempotency_key=f"race-{round_number}-{index}",
+        )
+
+    outcomes = run_rounds(threads, prepare, attempt, SHORT_ROUNDS)
+
+    for round_number, round_outcomes in enumerate(outcomes):
+        losers = [outcome for outcome in round_outcomes if outcome != "redeemed"]
+        assert len(round_outcomes) - len(losers) == 1, (round_number, round_outcomes)
+        assert all(outcome.startswith("out_of_stock: reward ") for outcome in losers), losers
+    assert set(Reward.objects.values_list("stock", flat=True)) == {0}
+    assert RewardRedemption.objects.count() == SHORT_ROUNDS
+    # Only the winners paid: 7 points per round in all.
+    spent = sum(1_000 - member_balances(member).available for member in members)
+    assert spent == 7 * SHORT_ROUNDS
