@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
+from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 
@@ -12,11 +14,14 @@ from django.conf import Settings
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils import timezone
 
 from patron.customers.models import Customer
 from patron.customers.selectors import get_customer
 from patron.demo.generator import DemoWorld
 from patron.demo.services import DemoBuildError, build_demo_shop, net_revenue
+from patron.loyalty.models import Programme, Promotion, Tier
+from patron.loyalty.programme import get_programme
 from patron.orders.models import Event, Order, OrderLine, Refund
 from tests.demo.conftest import AS_OF
 
@@ -29,6 +34,9 @@ def _counts() -> dict[str, int]:
         "refunds": Refund.objects.count(),
         "events": Event.objects.count(),
         "anonymous_events": Event.objects.filter(customer__isnull=True).count(),
+        "programmes": Programme.objects.count(),
+        "tiers": Tier.objects.count(),
+        "promotions": Promotion.objects.count(),
     }
 
 
@@ -57,6 +65,9 @@ def test_the_demo_shop_lands_in_the_store(tmp_path: Path, small_world: DemoWorld
         "refunds": refunded,
         "events": world.events.height,
         "anonymous_events": _counts()["anonymous_events"],
+        "programmes": 1,
+        "tiers": 3,
+        "promotions": 6,  # 618 and 11.11 of the two observed years and the current one
     }
     pairs = world.truth_customers.filter(pl.col("duplicate_customer_id").is_not_null())
     for person_id, duplicate_id in pairs.select("customer_id", "duplicate_customer_id").rows():
@@ -100,6 +111,24 @@ def test_building_the_demo_shop_again_changes_nothing(tmp_path: Path) -> None:
     assert _profiles() == profiles
     assert _counts() == before
     assert User.objects.get(username="demo").password == password
+
+
+@pytest.mark.django_db(transaction=False)
+def test_the_demo_shop_runs_a_programme_with_three_spend_tiers(tmp_path: Path) -> None:
+    build_demo_shop(customers=300, seed=1, as_of=AS_OF, home=tmp_path)
+    programme = get_programme()
+    assert (programme.tier_metric, programme.pending_days) == ("spend", 15)
+    assert programme.expiry_policy == "end_of_year_after_earning"
+    tiers = list(programme.tiers.order_by("threshold"))
+    assert [(tier.threshold, tier.earn_multiplier) for tier in tiers] == [
+        (Decimal(0), Decimal(1)),
+        (Decimal(2000), Decimal("1.2")),
+        (Decimal(8000), Decimal("1.5")),
+    ]
+    eleven = Promotion.objects.get(name=f"11.11 double points {AS_OF.year - 1}")
+    assert eleven.multiplier == 2
+    assert timezone.localtime(eleven.starts_at).date() == date(AS_OF.year - 1, 11, 11)
+    assert eleven.ends_at - eleven.starts_at == timedelta(days=1)
 
 
 @pytest.mark.django_db(transaction=False)

@@ -6,9 +6,10 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 from django.conf import settings
@@ -19,6 +20,9 @@ from patron.analytics.models import AnalysisRun
 from patron.analytics.services import AnalysisError, run_analysis
 from patron.demo.generator import DemoConfig, DemoWorld, generate_world
 from patron.ingest.services import ImportOptions, ImportSummary, RecordKind, import_frames
+from patron.loyalty.models import Programme, Promotion
+from patron.loyalty.programme import add_promotion, configure_programme, get_programme
+from patron.loyalty.tiers import define_tier
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"  # printed for everyone on purpose: it is the demo login
@@ -113,6 +117,11 @@ def build_demo_shop(
     truth_path, truth_customers_path = write_truth(world, folder)
     say(f"Wrote the hidden parameters to {truth_path}")
     ensure_demo_user()
+    programme = set_up_demo_programme(config.end_date())
+    say(
+        f"Loyalty programme {programme.name!r}: {programme.tiers.count()} tiers, "
+        f"{programme.promotions.count()} promotions"
+    )
     analysis = _analyse(config.end_date(), say)
     return DemoReport(
         customers=world.truth_customers.height,
@@ -134,6 +143,52 @@ def build_demo_shop(
         analysis_run_id=analysis.pk,
         seconds=time.perf_counter() - began,
     )
+
+
+#: The demo programme's tiers: (name, 12-month spend threshold, earn multiplier, birthday
+#: bonus points, free shipping). Spend tiers, as most Chinese shops run them (会员等级 by 消费额).
+DEMO_TIERS = (
+    ("Silver 银卡", Decimal(0), Decimal(1), 100, False),
+    ("Gold 金卡", Decimal(2_000), Decimal("1.2"), 300, True),
+    ("Platinum 铂金卡", Decimal(8_000), Decimal("1.5"), 800, True),
+)
+
+
+def set_up_demo_programme(as_of: date) -> Programme:
+    """The demo shop's loyalty programme: 1 point per yuan of net spend (rounded down),
+    pending for the 15-day return window, expiring at the end of the year after earning,
+    100 points worth 1 yuan; three spend tiers over a rolling 12 months with 30 days' grace;
+    double points on 11.11 and 618 of the demo's years. Building again changes nothing."""
+    programme = configure_programme(
+        get_programme(),
+        name="Patron Demo Club 会员俱乐部",
+        points_per_unit=Decimal(1),
+        rounding="floor",
+        pending_days=15,
+        expiry_policy="end_of_year_after_earning",
+        point_value_amount=Decimal("0.01"),
+        tier_metric="spend",
+        tier_window="rolling_12_months",
+        downgrade_grace_days=30,
+    )
+    for name, threshold, multiplier, bonus, free_shipping in DEMO_TIERS:
+        define_tier(
+            name,
+            threshold,
+            earn_multiplier=multiplier,
+            birthday_bonus_points=bonus,
+            has_free_shipping=free_shipping,
+            programme=programme,
+        )
+    zone = ZoneInfo(str(settings.TIME_ZONE))
+    for year in range(as_of.year - 2, as_of.year + 1):
+        for name, month, day in (("618", 6, 18), ("11.11", 11, 11)):
+            title = f"{name} double points {year}"
+            if Promotion.objects.filter(programme=programme, name=title).exists():
+                continue
+            starts = datetime(year, month, day, tzinfo=zone)
+            add_promotion(title, 2, starts, starts + timedelta(days=1), programme=programme)
+    return programme
 
 
 def _analyse(as_of: date, say: Callable[[str], None]) -> AnalysisRun:
