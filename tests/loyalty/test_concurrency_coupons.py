@@ -200,3 +200,40 @@ def test_members_racing_for_the_last_reward_in_stock_get_one_and_pay_once() -> N
     # Only the winners paid: 7 points per round in all.
     spent = sum(1_000 - member_balances(member).available for member in members)
     assert spent == 7 * SHORT_ROUNDS
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_two_non_stackable_codes_racing_on_one_order_give_one_discount() -> None:
+    threads = workers()
+    customer = Customer.objects.create(external_id="stacker")
+    solo_a = create_coupon_template(name="Solo A", kind="fixed_amount", value=Decimal(5))
+    solo_b = create_coupon_template(name="Solo B", kind="percentage", value=Decimal(5))
+
+    def prepare(round_number: int) -> str:
+        create_shared_coupon(solo_a, f"SOLO-A-{round_number}")
+        create_shared_coupon(solo_b, f"SOLO-B-{round_number}")
+        return str(round_number)
+
+    def attempt(round_number: int, index: int, _round: str) -> None:
+        # Half the threads send code A, half code B, all for the same order; the same code
+        # sent again for the order returns its redemption (idempotent), the other is refused.
+        code = f"SOLO-{'AB'[index % 2]}-{round_number}"
+        redeem_coupon(code, customer, f"order-{round_number}", Decimal(50))
+
+    outcomes = run_rounds(threads, prepare, attempt, SHORT_ROUNDS)
+
+    for round_number, round_outcomes in enumerate(outcomes):
+        codes_on_order = list(
+            CouponRedemption.objects.filter(order_id=f"order-{round_number}").values_list(
+                "coupon__code", flat=True
+            )
+        )
+        assert len(codes_on_order) == 1, (round_number, codes_on_order)
+        winner = codes_on_order[0][len("SOLO-")]
+        for index, outcome in enumerate(round_outcomes):
+            if "AB"[index % 2] == winner:
+                assert outcome == "redeemed", (round_number, outcome)
+            else:
+                assert outcome.startswith("not_stackable: "), (round_number, outcome)
+    assert sum(CouponTemplate.objects.values_list("times_used", flat=True)) == SHORT_ROUNDS

@@ -1,8 +1,8 @@
 """Coupons: templates, bulk code generation, validation, atomic redemption and release.
 
-Every write happens inside ``transaction.atomic()`` and takes its row locks through
-``patron.loyalty.locks`` in one order: the coupon template first, then the code
-(``_lock_coupon``), then the redemption. Two redemptions of codes of the same
+Every write happens inside ``transaction.atomic()`` and takes its locks in one order: the
+order being redeemed for (``_lock_order``), then through ``patron.loyalty.locks`` the coupon
+template, the code (``_lock_coupon``) and the redemption. Two redemptions of codes of the same
 template therefore queue on the template row instead of deadlocking, and the limit checks read
 counters nobody else can change until the transaction ends (no check-then-act race). Counters
 move with ``F()`` and the tables' check constraints refuse any counter past its limit.
@@ -27,7 +27,7 @@ from functools import reduce
 from operator import or_
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -520,6 +520,26 @@ def _discount(template: CouponTemplate, eligible: Decimal) -> Decimal:
 # --- redemption ------------------------------------------------------------------------------
 
 
+#: First key of the PostgreSQL advisory locks that queue the coupon redemptions of one order.
+_ORDER_LOCK_SPACE = 0x436F  # "Co"
+
+
+def _lock_order(order_id: str) -> None:
+    """Queue the redemptions of one order, whatever their codes (inside ``atomic()``).
+
+    Two codes of different templates lock different rows, so without this two requests could
+    each see no other code on the order and both pass the stacking rule. The order may not be
+    in the store, so there is no row to lock: PostgreSQL takes a transaction-scoped advisory
+    lock on the order id's hash (a collision only makes two orders queue); SQLite's
+    ``BEGIN IMMEDIATE`` has already serialised every writer. Taken before the template lock.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_ORDER_LOCK_SPACE, order_id]
+            )
+
+
 def _lock_coupon(code: str) -> tuple[CouponTemplate, Coupon]:
     """Lock the template, then the code (the one lock order of this module); refuse unknown
     codes. Must run inside ``transaction.atomic()``."""
@@ -560,6 +580,7 @@ def redeem_coupon(
         )
     at = at or timezone.now()
     with transaction.atomic():
+        _lock_order(order_id)
         template, coupon = _lock_coupon(code)
         earlier = CouponRedemption.objects.filter(coupon=coupon, order_id=order_id).first()
         if earlier is not None and earlier.released_at is None:
