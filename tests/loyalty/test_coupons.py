@@ -13,7 +13,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from patron.catalog.models import Category
+from patron.catalog.models import Category, Product
 from patron.customers.models import Customer
 from patron.loyalty.coupons import (
     CODE_ALPHABET,
@@ -22,6 +22,7 @@ from patron.loyalty.coupons import (
     CouponLine,
     CouponRefusedError,
     code_entropy_bits,
+    coupon_lines_for_order,
     create_coupon_template,
     create_shared_coupon,
     generate_coupon_codes,
@@ -32,6 +33,7 @@ from patron.loyalty.coupons import (
 )
 from patron.loyalty.models import Coupon, CouponRedemption, CouponTemplate
 from patron.loyalty.models.coupons import CouponKindChoices
+from tests.loyalty.points_helpers import make_order
 
 pytestmark = pytest.mark.django_db
 
@@ -438,3 +440,28 @@ def test_bad_order_id_is_refused(alice: Customer) -> None:
     with pytest.raises(CouponInputError, match="order_id"):
         redeem_coupon("SHARED10", alice, "  ", Decimal(50), at=NOW)
     assert CouponRedemption.objects.count() == 0
+
+
+def test_lines_of_a_stored_order_price_a_scoped_coupon(alice: Customer, kitchen: Category) -> None:
+    pot = Product.objects.create(external_id="pot", category=kitchen)
+    chair = Product.objects.create(external_id="chair")
+    order = make_order(
+        alice, "150.00", NOW, lines=[(pot, Decimal("80.00")), (chair, Decimal("70.00"))]
+    )
+    shared(kind="percentage", value=Decimal(10), categories=[kitchen])
+    lines = coupon_lines_for_order(order)
+    assert sorted((line.amount, line.category_id) for line in lines) == [
+        (Decimal("70.00"), None),
+        (Decimal("80.00"), kitchen.pk),
+    ]
+    quote = validate_coupon("SHARED10", alice, order.total_amount, lines, at=NOW).quote
+    assert quote is not None
+    assert quote.discount_amount == Decimal("8.00")
+
+
+def test_generation_that_cannot_draw_fresh_codes_writes_nothing() -> None:
+    given = template()
+    create_shared_coupon(given, "ALWAYS-THE-SAME")
+    with pytest.raises(CouponInputError, match=r"^length:"):
+        generate_coupon_codes(given, 2, code_factory=lambda: "ALWAYS-THE-SAME")
+    assert list(Coupon.objects.values_list("code", flat=True)) == ["ALWAYS-THE-SAME"]

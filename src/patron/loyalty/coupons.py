@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import reduce
 from operator import or_
-from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
@@ -43,6 +42,7 @@ from patron.loyalty.models.coupons import (
     CouponRedemption,
     CouponTemplate,
 )
+from patron.orders.models import Order
 
 #: Characters of generated codes: digits and capitals without the look-alikes 0/O and 1/I,
 #: 32 symbols, so each character carries exactly 5 bits.
@@ -322,7 +322,7 @@ def create_shared_coupon(
     return Coupon.objects.create(template=template, code=code, use_limit=use_limit)
 
 
-def coupon_lines_for_order(order: Any) -> list[CouponLine]:
+def coupon_lines_for_order(order: Order) -> list[CouponLine]:
     """The lines of a stored ``patron.orders`` order as :class:`CouponLine` values."""
     return [
         CouponLine(amount=line.line_total_amount, category_id=line.product.category_id)
