@@ -34,6 +34,7 @@ def test_openapi_schema_is_served_and_lists_the_endpoints(db: None) -> None:
         "/api/v1/loyalty/members/{customer_external_id}/ledger",
         "/api/v1/loyalty/members/{customer_external_id}/adjustments",
         "/api/v1/loyalty/members/{customer_external_id}/redemptions",
+        "/api/v1/loyalty/members/{customer_external_id}/rewards",
         "/api/v1/loyalty/referrals",
         "/api/v1/coupons/{code}/validate",
         "/api/v1/coupons/{code}/redeem",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.test import Client
 
 from patron.customers.models import Customer
-from patron.loyalty.models import LedgerTransaction, Posting
+from patron.loyalty.coupons import create_coupon_template
+from patron.loyalty.models import Coupon, LedgerTransaction, Posting
+from patron.loyalty.rewards import create_reward
 
 pytestmark = pytest.mark.django_db
 
@@ -262,3 +265,63 @@ def test_a_bad_programme_setting_is_a_422_naming_it_and_changes_nothing(
     assert status == 422
     assert body["errors"][0]["field"] == field
     assert call(client, "get", "/api/v1/loyalty/programme", bearer)[1] == before
+
+
+def test_a_reward_is_redeemed_by_id_and_its_stock_runs_out(
+    client: Client, bearer: dict[str, str], member: str
+) -> None:
+    template = create_coupon_template(name="¥10 off", kind="fixed_amount", value=Decimal(10))
+    reward = create_reward(
+        name="¥10 coupon", kind="coupon", points_cost=300, coupon_template=template, stock=1
+    )
+    url = f"/api/v1/loyalty/members/{member}"
+    call(
+        client,
+        "post",
+        f"{url}/adjustments",
+        {**bearer, "Idempotency-Key": "a"},
+        {"points": 1000, "reason": "welcome"},
+    )
+    status, offers = call(client, "get", f"{url}/rewards", bearer)
+    assert status == 200
+    assert [(offer["reward"]["id"], offer["is_eligible"]) for offer in offers] == [
+        (reward.pk, True)
+    ]
+
+    status, made = call(
+        client,
+        "post",
+        f"{url}/redemptions",
+        {**bearer, "Idempotency-Key": "w1"},
+        {"reward_id": reward.pk},
+    )
+    assert status == 201
+    assert made["points"]["available"] == 700
+    assert made["reward"]["reward"]["name"] == "¥10 coupon"
+    code = made["reward"]["coupon_code"]
+    assert Coupon.objects.get(code=code).customer.external_id == member
+
+    status, refused = call(
+        client,
+        "post",
+        f"{url}/redemptions",
+        {**bearer, "Idempotency-Key": "w2"},
+        {"reward_id": reward.pk},
+    )
+    assert (status, refused["code"]) == (409, "out_of_stock")
+    assert call(client, "get", url, bearer)[1]["points"]["available"] == 700
+
+
+@pytest.mark.parametrize("body", [{}, {"points": 5, "reward_id": 1}])
+def test_a_redemption_names_points_or_a_reward_not_both(
+    client: Client, bearer: dict[str, str], member: str, body: dict[str, int]
+) -> None:
+    status, answer = call(
+        client,
+        "post",
+        f"/api/v1/loyalty/members/{member}/redemptions",
+        {**bearer, "Idempotency-Key": "x"},
+        body,
+    )
+    assert (status, answer["code"]) == (422, "invalid_request")
+    assert not LedgerTransaction.objects.filter(kind="redeem").exists()

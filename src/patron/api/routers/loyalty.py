@@ -26,9 +26,10 @@ from patron.loyalty.errors import (
 )
 from patron.loyalty.ledger import adjust_points, redeem_points
 from patron.loyalty.members import enrol_member, get_member
-from patron.loyalty.models import LedgerTransaction, Member, Programme, Referral
+from patron.loyalty.models import LedgerTransaction, Member, Programme, Referral, Reward
 from patron.loyalty.programme import configure_programme, get_programme
 from patron.loyalty.referrals import UNKNOWN_CODE, ReferralRefusedError, record_referral
+from patron.loyalty.rewards import RewardRefusedError, redeem_reward, reward_offers
 from patron.loyalty.selectors import ledger_entries, member_balances, next_expiry
 
 router = Router(tags=["loyalty"])
@@ -85,10 +86,37 @@ class AdjustmentIn(Schema):
 
 
 class RedemptionIn(Schema):
-    """Points spent by the member (a reward's points go through its own endpoint)."""
+    """Points spent by the member: a number of points, or a reward of the catalogue."""
 
-    points: int = Field(gt=0, examples=[500])
+    points: int | None = Field(None, gt=0, examples=[500])
+    reward_id: int | None = Field(None, gt=0, description="A reward of the catalogue")
     reason: str = Field("", max_length=500, examples=["checkout discount"])
+
+
+class RewardOut(Schema):
+    """A reward of the catalogue."""
+
+    id: int
+    name: str
+    kind: str = Field(examples=["coupon", "free_shipping", "gift"])
+    points_cost: int
+    stock: int | None = Field(description="Left in stock; null: unlimited")
+
+
+class RewardOfferOut(Schema):
+    """A reward as the member sees it: can they have it now, and if not, why."""
+
+    reward: RewardOut
+    is_eligible: bool
+    refusal_code: str
+    message: str
+
+
+class RewardRedemptionOut(Schema):
+    """What a reward redemption gave the member."""
+
+    reward: RewardOut
+    coupon_code: str | None = Field(description="The personal code of a coupon reward")
 
 
 class PostingOut(Schema):
@@ -133,8 +161,9 @@ class LedgerPageOut(Schema):
 class TransactionOut(Schema):
     """The ledger transaction a write made, and the member's points after it."""
 
-    entry: LedgerEntryOut
+    entry: LedgerEntryOut | None = Field(description="Null for a reward that costs no points")
     points: PointsOut
+    reward: RewardRedemptionOut | None = None
 
 
 class TierOut(Schema):
@@ -429,6 +458,25 @@ def adjust(
     return Status(201, _transaction_out(entry, member))
 
 
+@router.get(
+    "/members/{customer_external_id}/rewards",
+    response={200: list[RewardOfferOut], **_ERRORS},
+    summary="Rewards a member may redeem",
+)
+def member_rewards(request: HttpRequest, customer_external_id: str) -> list[dict[str, Any]]:
+    """Every active reward of the catalogue with whether the member may have it now (tier,
+    segment, validity, stock, their limit) and, if not, why."""
+    return [
+        {
+            "reward": _reward_out(offer.reward),
+            "is_eligible": offer.is_eligible,
+            "refusal_code": offer.refusal_code,
+            "message": offer.message,
+        }
+        for offer in reward_offers(_member(customer_external_id))
+    ]
+
+
 @router.post(
     "/members/{customer_external_id}/redemptions",
     response={201: TransactionOut, **_ERRORS},
@@ -437,24 +485,51 @@ def adjust(
 def redeem(
     request: HttpRequest, customer_external_id: str, body: RedemptionIn
 ) -> Status[dict[str, Any]]:
-    """Spend available points; 409 ``insufficient_points`` (with ``requested`` and
-    ``available``) when the balance is short. Needs an ``Idempotency-Key``."""
-    member = _member(customer_external_id)
-    try:
-        entry = redeem_points(
-            member,
-            body.points,
-            idempotency_key=_ledger_key(request, "redeem", member),
-            reason=body.reason,
-            actor=_actor(request),
+    """Spend available points, either ``points`` or the cost of ``reward_id`` (one of the
+    two). 409 ``insufficient_points`` (with ``requested`` and ``available``) when the balance
+    is short; a reward the member may not have is 409 (stock, limit) or 422 (tier, segment,
+    validity) with the reason as ``code``. Needs an ``Idempotency-Key``."""
+    if (body.points is None) == (body.reward_id is None):
+        raise ApiError(
+            422, "invalid_request", "Send either points or reward_id (exactly one of them)."
         )
+    member = _member(customer_external_id)
+    key = _ledger_key(request, "redeem", member)
+    try:
+        if body.reward_id is not None:
+            reward = Reward.objects.filter(pk=body.reward_id, programme=member.programme).first()
+            if reward is None:
+                raise ApiError(404, "reward_not_found", f"No reward #{body.reward_id}.")
+            redemption = redeem_reward(member, reward, idempotency_key=key, actor=_actor(request))
+            out = _transaction_out(redemption.ledger_transaction, member)
+            out["reward"] = {
+                "reward": _reward_out(reward),
+                "coupon_code": None if redemption.coupon is None else redemption.coupon.code,
+            }
+            return Status(201, out)
+        assert body.points is not None
+        entry = redeem_points(
+            member, body.points, idempotency_key=key, reason=body.reason, actor=_actor(request)
+        )
+    except RewardRefusedError as error:
+        raise ApiError(409 if error.is_conflict else 422, error.code, error.message) from error
     except LoyaltyError as error:
         raise _api_error(error) from error
     return Status(201, _transaction_out(entry, member))
 
 
-def _transaction_out(entry: LedgerTransaction, member: Member) -> dict[str, Any]:
-    fresh = ledger_entries(member).get(pk=entry.pk)
+def _reward_out(reward: Reward) -> dict[str, Any]:
+    return {
+        "id": reward.pk,
+        "name": reward.name,
+        "kind": reward.kind,
+        "points_cost": reward.points_cost,
+        "stock": reward.stock,
+    }
+
+
+def _transaction_out(entry: LedgerTransaction | None, member: Member) -> dict[str, Any]:
+    fresh = None if entry is None else ledger_entries(member).get(pk=entry.pk)
     return {"entry": fresh, "points": member_balances(member).__dict__}
 
 
