@@ -90,16 +90,19 @@ def make_category(name: str, parent: Category | None = None) -> Category:
 def balances_by_hand(member: Member) -> MemberBalances:
     """Balances recomputed from the posting rows one by one (independent of the selector)."""
     sums: dict[str, int] = defaultdict(int)
+    added_by_hand = 0
     for account, points in Posting.objects.filter(transaction__member=member).values_list(
         "account", "points"
     ):
         sums[account] += points
+        if account == "programme_adjustments" and points < 0:
+            added_by_hand -= points
     return MemberBalances(
         pending=sums["member_pending"],
         available=sums["member_available"],
         expired=sums["programme_expired"],
         redeemed=sums["programme_redeemed"],
-        lifetime_earned=-(sums["programme_issued"] + sums["programme_adjustments"]),
+        lifetime_earned=-sums["programme_issued"] + added_by_hand,
         debt=-sums["member_debt"],
     )
 
@@ -123,9 +126,16 @@ def assert_ledger_consistent(member: Member) -> MemberBalances:
     assert by_hand.available >= 0
     assert by_hand.debt >= 0
     assert by_hand.debt == 0 or by_hand.available == 0
-    assert by_hand.pending + by_hand.available - by_hand.debt == (
-        by_hand.lifetime_earned - by_hand.redeemed - by_hand.expired
+    removed_by_hand = sum(
+        points
+        for points in Posting.objects.filter(
+            transaction__member=member, account="programme_adjustments", points__gt=0
+        ).values_list("points", flat=True)
     )
+    assert by_hand.pending + by_hand.available - by_hand.debt == (
+        by_hand.lifetime_earned - by_hand.redeemed - by_hand.expired - removed_by_hand
+    )
+    assert by_hand.lifetime_earned >= 0
     # Lots: remaining = points - consumptions; pending/available = remaining of the lots.
     taken: dict[int, int] = defaultdict(int)
     for lot_id, points in LotConsumption.objects.filter(lot__member=member).values_list(

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -172,9 +174,10 @@ def _record(
         "debt": -legs.get(Account.MEMBER_DEBT, 0),
         "redeemed": legs.get(Account.PROGRAMME_REDEEMED, 0),
         "expired": legs.get(Account.PROGRAMME_EXPIRED, 0),
-        "lifetime_earned": -(
-            legs.get(Account.PROGRAMME_ISSUED, 0) + legs.get(Account.PROGRAMME_ADJUSTMENTS, 0)
-        ),
+        # Earned on orders net of refunds, plus points added by hand; points removed by hand
+        # are not "unearned" (else a removal and a refund could take it below zero).
+        "lifetime_earned": -legs.get(Account.PROGRAMME_ISSUED, 0)
+        - min(0, legs.get(Account.PROGRAMME_ADJUSTMENTS, 0)),
     }
     updates = {field: F(field) + delta for field, delta in deltas.items() if delta}
     if updates:
@@ -472,10 +475,12 @@ def reverse_points_for_refund(
         )
         refunded_after = refunded_before + refund.amount
         reversed_before = sum(entry.points for entry in after_award)
-        kept = int(
-            (
-                Decimal(earn.points) * max(Decimal(0), base - refunded_after) / base
-            ).to_integral_value(rounding=ROUND_FLOOR)
+        # Exact rational arithmetic: a Decimal quotient a hair below a whole number would
+        # floor one point short.
+        kept = math.floor(
+            Fraction(earn.points)
+            * max(Fraction(0), Fraction(base - refunded_after))
+            / Fraction(base)
         )
         reverse = max(0, earn.points - kept - reversed_before)
         spend_delta = -min(refund.amount, max(Decimal(0), base - refunded_before))

@@ -4,9 +4,11 @@ when they become available and when they expire)."""
 from __future__ import annotations
 
 import calendar
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any
 
 from django.db import transaction
@@ -31,11 +33,6 @@ from patron.orders.models import Order
 PAID_STATUSES = frozenset(
     {OrderStatusChoices.PAID, OrderStatusChoices.SHIPPED, OrderStatusChoices.DELIVERED}
 )
-_ROUNDING = {
-    RoundingChoices.FLOOR: ROUND_FLOOR,
-    RoundingChoices.HALF_UP: ROUND_HALF_UP,
-    RoundingChoices.CEILING: ROUND_CEILING,
-}
 _MAX_PENDING_DAYS = 366
 _MAX_EXPIRY_MONTHS = 120
 
@@ -254,9 +251,15 @@ def promotion_multiplier(programme: Programme, moment: datetime) -> tuple[Decima
     return best.multiplier, best.name
 
 
-def round_points(value: Decimal, rounding: str) -> int:
-    """Round fractional points by the programme's rule (floor by default)."""
-    return int(value.to_integral_value(rounding=_ROUNDING[RoundingChoices(rounding)]))
+def round_points(value: Decimal | Fraction, rounding: str) -> int:
+    """Round fractional points by the programme's rule (floor by default), exactly."""
+    exact = Fraction(value)
+    if rounding == RoundingChoices.CEILING:
+        return math.ceil(exact)
+    if rounding == RoundingChoices.HALF_UP:
+        # Points are never negative here, so half up is floor(x + 1/2).
+        return math.floor(exact + Fraction(1, 2))
+    return math.floor(exact)
 
 
 def quote_order_points(
@@ -287,7 +290,7 @@ def quote_order_points(
     if net <= 0:
         return EarningQuote(0, Decimal(0), "nothing left to earn on after refunds")
     multipliers = _category_multipliers(programme)
-    weighted = net
+    weighted = Fraction(net)
     if multipliers:
         lines = list(order.lines.values_list("line_total_amount", "product__category_id"))
         lines_total = sum((amount for amount, _ in lines), Decimal(0))
@@ -300,14 +303,20 @@ def quote_order_points(
                 Decimal(0),
             )
             # Discount and refunds are spread over the lines in proportion to their totals.
-            weighted = weighted_lines * net / lines_total
+            weighted = Fraction(weighted_lines) * Fraction(net) / Fraction(lines_total)
     tier_multiplier = tier.earn_multiplier if tier is not None else Decimal(1)
     promo_multiplier, promo_name = promotion_multiplier(programme, order.ordered_at)
-    raw = weighted * programme.points_per_unit * tier_multiplier * promo_multiplier
+    raw = (
+        weighted
+        * Fraction(programme.points_per_unit)
+        * Fraction(tier_multiplier)
+        * Fraction(promo_multiplier)
+    )
     points = max(0, round_points(raw, programme.rounding))
     factors = [f"{net} {programme.currency} x {programme.points_per_unit} pt"]
+    weighted_spend = quantize_amount(Decimal(weighted.numerator) / Decimal(weighted.denominator))
     if weighted != net:
-        factors.append(f"categories {quantize_amount(weighted / net)}")
+        factors.append(f"category-weighted {weighted_spend}")
     if tier is not None and tier_multiplier != 1:
         factors.append(f"tier {tier.name} {tier_multiplier}")
     if promo_name:
@@ -316,7 +325,7 @@ def quote_order_points(
         points=points,
         spend=net,
         reason=" x ".join(factors) + f" = {points}",
-        category_weighted_spend=quantize_amount(weighted),
+        category_weighted_spend=weighted_spend,
         tier_multiplier=tier_multiplier,
         promotion_multiplier=promo_multiplier,
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from patron.core.money import quantize_amount
 from patron.loyalty.models import (
@@ -24,7 +24,10 @@ Account = AccountChoices
 
 @dataclass(frozen=True)
 class MemberBalances:
-    """A member's points. ``pending + available - debt = lifetime_earned - redeemed - expired``."""
+    """A member's points: ``pending``, ``available`` and ``debt`` are account balances;
+    ``lifetime_earned`` (earned on orders net of refunds, plus points added by hand),
+    ``redeemed`` and ``expired`` are totals. With the points removed by hand,
+    ``pending + available - debt = lifetime_earned - redeemed - expired - removed``."""
 
     pending: int
     available: int
@@ -34,30 +37,39 @@ class MemberBalances:
     debt: int
 
 
-def balances_from_postings(sums: dict[str, int]) -> MemberBalances:
-    """Balances from the sum of postings per account (member and programme side)."""
+def _account_sums(postings: QuerySet[Posting]) -> tuple[dict[str, int], int]:
+    """Sum of postings per account, and the points added by hand (the credit side of the
+    adjustments account)."""
+    rows = (
+        postings.order_by()
+        .values("account")
+        .annotate(total=Sum("points"), negative=Sum("points", filter=Q(points__lt=0)))
+        .values_list("account", "total", "negative")
+    )
+    sums: dict[str, int] = {}
+    added_by_hand = 0
+    for account, total, negative in rows:
+        sums[account] = int(total)
+        if account == Account.PROGRAMME_ADJUSTMENTS:
+            added_by_hand = -int(negative or 0)
+    return sums, added_by_hand
+
+
+def balances_from_postings(sums: dict[str, int], added_by_hand: int) -> MemberBalances:
+    """Balances from the sums of postings per account and the points added by hand."""
     return MemberBalances(
         pending=sums.get(Account.MEMBER_PENDING, 0),
         available=sums.get(Account.MEMBER_AVAILABLE, 0),
         expired=sums.get(Account.PROGRAMME_EXPIRED, 0),
         redeemed=sums.get(Account.PROGRAMME_REDEEMED, 0),
-        lifetime_earned=-(
-            sums.get(Account.PROGRAMME_ISSUED, 0) + sums.get(Account.PROGRAMME_ADJUSTMENTS, 0)
-        ),
+        lifetime_earned=-sums.get(Account.PROGRAMME_ISSUED, 0) + added_by_hand,
         debt=-sums.get(Account.MEMBER_DEBT, 0),
     )
 
 
 def member_balances(member: Member) -> MemberBalances:
     """The member's balances, summed from the ledger's postings (the source of truth)."""
-    sums = dict(
-        Posting.objects.filter(member=member)
-        .order_by()
-        .values("account")
-        .annotate(total=Sum("points"))
-        .values_list("account", "total")
-    )
-    return balances_from_postings({account: int(total) for account, total in sums.items()})
+    return balances_from_postings(*_account_sums(Posting.objects.filter(member=member)))
 
 
 def cached_balances(member: Member) -> MemberBalances:
@@ -112,7 +124,7 @@ def next_expiry(member: Member) -> Expiry | None:
 class ProgrammeOverview:
     """Headline figures of a programme. Liability is the money value of the points members
     hold (pending + available - debt) at the point value; the redemption rate is redeemed
-    over points issued (earned net of refunds, plus adjustments)."""
+    over points issued (earned on orders net of refunds, plus points added by hand)."""
 
     members: int
     members_per_tier: dict[str, int]
@@ -134,14 +146,9 @@ def programme_overview(programme: Programme) -> ProgrammeOverview:
         .annotate(n=Count("pk"))
         .values_list("tier__name", "n")
     )
-    sums = dict(
-        Posting.objects.filter(transaction__programme=programme)
-        .order_by()
-        .values("account")
-        .annotate(total=Sum("points"))
-        .values_list("account", "total")
+    totals = balances_from_postings(
+        *_account_sums(Posting.objects.filter(transaction__programme=programme))
     )
-    totals = balances_from_postings({account: int(total) for account, total in sums.items()})
     outstanding = totals.pending + totals.available - totals.debt
     return ProgrammeOverview(
         members=sum(per_tier.values()),
