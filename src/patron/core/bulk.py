@@ -283,7 +283,9 @@ def suspend_checks(tables: Sequence[str], incoming: int) -> list[tuple[str, str]
                 "SELECT index.relname, pg_get_indexdef(i.indexrelid) FROM pg_index AS i "
                 "JOIN pg_class AS index ON index.oid = i.indexrelid "
                 "WHERE i.indrelid = %s::regclass AND NOT i.indisunique AND NOT i.indisprimary "
-                "AND i.indisvalid ORDER BY index.relname",
+                "AND i.indisvalid AND NOT EXISTS "
+                "(SELECT 1 FROM pg_constraint AS c WHERE c.conindid = i.indexrelid) "
+                "ORDER BY index.relname",
                 [table],
             )
             for name, definition in cursor.fetchall():

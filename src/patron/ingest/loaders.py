@@ -275,10 +275,16 @@ class OrderLoader:
         order_ids = good.get_column("order_id").unique()
         if order_ids.len() < SET_BASED_CHECK_MIN_ROWS:
             return
+        quote = connection.ops.quote_name
         with connection.cursor() as cursor:
+            # Taken before reading the orders: a lock that excludes itself, so two large
+            # imports queue instead of both reading and then deadlocking on the upgrade.
             cursor.execute(
-                f"SELECT count(*) FROM {connection.ops.quote_name(Order._meta.db_table)} "
-                "WHERE external_id = ANY(%s)",
+                f"LOCK TABLE {quote(Order._meta.db_table)}, {quote(OrderLine._meta.db_table)} "
+                "IN SHARE ROW EXCLUSIVE MODE"
+            )
+            cursor.execute(
+                f"SELECT count(*) FROM {quote(Order._meta.db_table)} WHERE external_id = ANY(%s)",
                 [order_ids.to_list()],
             )
             row = cursor.fetchone()
