@@ -266,8 +266,9 @@ def test_not_stackable_either_way(alice: Customer) -> None:
     assert refusal("SOLO", alice, "50", other_codes=["team"]) == "not_stackable"
     assert refusal("TEAM", alice, "50", other_codes=["SOLO"]) == "not_stackable"
     assert validate_coupon("TEAM", alice, Decimal(50), other_codes=["TEAM2"], at=NOW).is_valid
-    # The code itself among the others is not another code.
+    # The code itself among the others is not another code, nor is a code that does not exist.
     assert validate_coupon("SOLO", alice, Decimal(50), other_codes=["SOLO"], at=NOW).is_valid
+    assert validate_coupon("SOLO", alice, Decimal(50), other_codes=["TYPO"], at=NOW).is_valid
 
 
 def test_a_non_stackable_code_already_redeemed_by_the_order_blocks_another(

@@ -448,12 +448,21 @@ def _checked_amount(amount: Decimal, what: str, *, allow_zero: bool = False) -> 
         raise CouponRefusedError("invalid_amount", f"the {what} must be a Decimal, not {amount!r}")
     amount = Decimal(amount)
     if not amount.is_finite() or amount < 0 or (amount == 0 and not allow_zero):
-        raise CouponRefusedError("invalid_amount", f"the {what} must be above 0, not {amount}")
+        rule = "at least 0" if allow_zero else "above 0"
+        raise CouponRefusedError("invalid_amount", f"the {what} must be {rule}, not {amount}")
     return amount
 
 
 def _check_stacking(template: CouponTemplate, coupon: Coupon, other_codes: Iterable[str]) -> None:
-    others = sorted({normalize_code(code) for code in other_codes} - {coupon.code})
+    wanted = sorted({normalize_code(code) for code in other_codes} - {coupon.code})
+    if not wanted:
+        return
+    # Codes that do not exist take nothing off the order, so they do not stack either.
+    others = dict(
+        Coupon.objects.filter(code__in=wanted)
+        .order_by("code")
+        .values_list("code", "template__is_stackable")
+    )
     if not others:
         return
     if not template.is_stackable:
@@ -461,11 +470,7 @@ def _check_stacking(template: CouponTemplate, coupon: Coupon, other_codes: Itera
             "not_stackable",
             f"coupon {coupon.code} cannot be combined with another code ({', '.join(others)})",
         )
-    blocking = list(
-        Coupon.objects.filter(code__in=others, template__is_stackable=False)
-        .order_by("code")
-        .values_list("code", flat=True)
-    )
+    blocking = [code for code, is_stackable in others.items() if not is_stackable]
     if blocking:
         raise CouponRefusedError(
             "not_stackable",
