@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from patron.catalog.models import Category
 from patron.core.choices import ChannelChoices
-from patron.core.money import quantize_amount
+from patron.core.money import quantize_amount, round_for_currency
 from patron.loyalty.errors import LoyaltyInputError
 from patron.loyalty.locks import lock_rows
 from patron.loyalty.models import CategoryMultiplier, Programme, Promotion, Tier
@@ -262,6 +262,15 @@ def round_points(value: Decimal | Fraction, rounding: str) -> int:
     return math.floor(exact)
 
 
+def _money(amount: Decimal, programme: Programme) -> str:
+    return str(round_for_currency(Decimal(amount), programme.currency))
+
+
+def _number(value: Decimal) -> str:
+    """A rate or multiplier without trailing zeros (2.5, not 2.5000)."""
+    return f"{Decimal(value).normalize():f}"
+
+
 def quote_order_points(
     programme: Programme, order: Order, *, tier: Tier | None, refunded: Decimal = Decimal(0)
 ) -> EarningQuote:
@@ -284,8 +293,8 @@ def quote_order_points(
         return EarningQuote(
             0,
             Decimal(0),
-            f"order total {order.total_amount} is below the minimum of "
-            f"{programme.minimum_order_amount} {programme.currency}",
+            f"order total {_money(order.total_amount, programme)} is below the minimum of "
+            f"{_money(programme.minimum_order_amount, programme)} {programme.currency}",
         )
     if net <= 0:
         return EarningQuote(0, Decimal(0), "nothing left to earn on after refunds")
@@ -313,14 +322,16 @@ def quote_order_points(
         * Fraction(promo_multiplier)
     )
     points = max(0, round_points(raw, programme.rounding))
-    factors = [f"{net} {programme.currency} x {programme.points_per_unit} pt"]
+    factors = [
+        f"{_money(net, programme)} {programme.currency} x {_number(programme.points_per_unit)} pt"
+    ]
     weighted_spend = quantize_amount(Decimal(weighted.numerator) / Decimal(weighted.denominator))
     if weighted != net:
-        factors.append(f"category-weighted {weighted_spend}")
+        factors.append(f"category-weighted {_money(weighted_spend, programme)}")
     if tier is not None and tier_multiplier != 1:
-        factors.append(f"tier {tier.name} {tier_multiplier}")
+        factors.append(f"tier {tier.name} {_number(tier_multiplier)}")
     if promo_name:
-        factors.append(f"promotion {promo_name} {promo_multiplier}")
+        factors.append(f"promotion {promo_name} {_number(promo_multiplier)}")
     return EarningQuote(
         points=points,
         spend=net,
