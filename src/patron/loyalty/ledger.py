@@ -348,15 +348,20 @@ def award_points_for_order(
             "occurred_at": order.ordered_at,
         }
         if quote.points == 0:
-            return _record(
+            # Still a qualifying spend when the order is eligible but rounds to no points.
+            entry = _record(
                 member,
                 kind=Kind.EARN,
                 points=0,
+                spend_amount=quote.spend,
                 legs={},
                 reason=quote.reason,
                 order=order,
                 **common,
             )
+            if quote.spend:
+                evaluate_member_tier(member, as_of, f"order {order.external_id}")
+            return entry
         entry = _record(
             member,
             kind=Kind.EARN,
@@ -453,7 +458,7 @@ def reverse_points_for_refund(
             "order": order,
             "refund": refund,
         }
-        if earn is None or earn.points == 0:
+        if earn is None or earn.spend_amount <= 0:
             reason = (
                 "refund recorded before the order earned: the award counts the net spend"
                 if earn is None
