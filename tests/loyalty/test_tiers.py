@@ -257,6 +257,8 @@ def test_daily_job_twice_on_the_same_day_changes_nothing_the_second_time(
     assert second.getvalue().splitlines() == [
         "activated 0 points (0 transactions, 0 members)",
         "expired 0 points (0 transactions, 0 members)",
+        "referrals: 0 rewarded, 0 refused, 0 pending (0 points)",
+        "birthday rewards: 0, anniversary rewards: 0",
         "reviewed 1 members: 0 upgrades, 0 downgrades",
     ]
     assert ledger_size() == size

@@ -9,7 +9,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from patron.loyalty.care import grant_anniversary_rewards, grant_birthday_rewards
 from patron.loyalty.ledger import activate_pending_points, expire_points
+from patron.loyalty.referrals import settle_referrals
 from patron.loyalty.tiers import review_tiers
 
 
@@ -28,8 +30,9 @@ def _as_of(value: str | None) -> datetime:
 
 class Command(BaseCommand):
     help = (
-        "Loyalty jobs. daily: activate pending points, expire points, review tiers "
-        "(idempotent: a second run the same day changes nothing). review-tiers: tiers only."
+        "Loyalty jobs. daily: activate pending points, expire points, settle referrals, "
+        "grant birthday and anniversary rewards, review tiers (idempotent: a second run the "
+        "same day changes nothing). review-tiers: tiers only."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -50,6 +53,18 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"expired {expired.points} points ({expired.transactions} transactions, "
                 f"{expired.members} members)"
+            )
+            # After activation: a referral pays once the first order's points are out of
+            # their pending period.
+            settled = settle_referrals(as_of)
+            self.stdout.write(
+                f"referrals: {len(settled.rewarded)} rewarded, {len(settled.refused)} refused, "
+                f"{settled.pending} pending ({settled.points} points)"
+            )
+            birthdays = grant_birthday_rewards(as_of)
+            anniversaries = grant_anniversary_rewards(as_of)
+            self.stdout.write(
+                f"birthday rewards: {len(birthdays)}, anniversary rewards: {len(anniversaries)}"
             )
         review = review_tiers(as_of)
         self.stdout.write(
