@@ -587,7 +587,13 @@ def redeem_coupon(
     with transaction.atomic():
         _lock_order(order_id)
         template, coupon = _lock_coupon(code)
-        earlier = CouponRedemption.objects.filter(coupon=coupon, order_id=order_id).first()
+        # One read: this code's row for the order (even released) and the order's other uses.
+        of_order = list(
+            CouponRedemption.objects.filter(order_id=order_id)
+            .filter(Q(coupon=coupon) | Q(released_at__isnull=True))
+            .select_related("coupon")
+        )
+        earlier = next((row for row in of_order if row.coupon_id == coupon.pk), None)
         if earlier is not None and earlier.released_at is None:
             if earlier.customer_id != customer.pk:
                 raise CouponRefusedError(
@@ -595,9 +601,7 @@ def redeem_coupon(
                     f"order {order_id} redeemed coupon {coupon.code} for another customer",
                 )
             return earlier
-        on_order = CouponRedemption.objects.filter(
-            order_id=order_id, released_at__isnull=True
-        ).values_list("coupon__code", flat=True)
+        on_order = [row.coupon.code for row in of_order if row.coupon_id != coupon.pk]
         quote = _quote(
             template,
             coupon,
