@@ -29,7 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from patron.loyalty.errors import (
@@ -37,7 +37,7 @@ from patron.loyalty.errors import (
     InsufficientPointsError,
     LoyaltyInputError,
 )
-from patron.loyalty.locks import lock_point_balances
+from patron.loyalty.locks import lock_point_balance
 from patron.loyalty.members import enrol_member
 from patron.loyalty.models import (
     LedgerTransaction,
@@ -109,7 +109,15 @@ def _check_text(field: str, value: object, *, required: bool) -> str:
 
 def _find(key: str, kind: str, fingerprint: str) -> LedgerTransaction | None:
     """The transaction recorded under ``key``; a conflict if it was for another request."""
-    found = LedgerTransaction.objects.filter(idempotency_key=key).first()
+    return _same_request(
+        LedgerTransaction.objects.filter(idempotency_key=key).first(), key, kind, fingerprint
+    )
+
+
+def _same_request(
+    found: LedgerTransaction | None, key: str, kind: str, fingerprint: str
+) -> LedgerTransaction | None:
+    """``found`` (recorded under ``key``) if it was this request; a conflict if not."""
     if found is None:
         return None
     if found.kind != kind:
@@ -120,13 +128,21 @@ def _find(key: str, kind: str, fingerprint: str) -> LedgerTransaction | None:
 
 
 def _apply_once(
-    key: str, kind: str, fingerprint: str, apply: Callable[[], LedgerTransaction]
+    key: str,
+    kind: str,
+    fingerprint: str,
+    apply: Callable[[], LedgerTransaction],
+    *,
+    check_first: bool = True,
 ) -> LedgerTransaction:
     """Run ``apply`` in a transaction unless ``key`` was applied before; a concurrent delivery
-    that wins the race is found through the unique key and returned instead."""
-    found = _find(key, kind, fingerprint)
-    if found is not None:
-        return found
+    that wins the race is found through the unique key and returned instead. ``apply`` checks
+    the key again under the lock; ``check_first=False`` leaves that check to it alone (one
+    query less where duplicates are rare)."""
+    if check_first:
+        found = _find(key, kind, fingerprint)
+        if found is not None:
+            return found
     try:
         with transaction.atomic():
             return apply()
@@ -286,9 +302,8 @@ def _repay_debt(
 
 
 def _locked_member(member_id: int) -> tuple[Member, PointBalance]:
-    (balance,) = lock_point_balances([member_id])
-    member = Member.objects.select_related("programme", "tier").get(pk=member_id)
-    return member, balance
+    balance = lock_point_balance(member_id)
+    return balance.member, balance
 
 
 # --------------------------------------------------------------------------- orders
@@ -316,28 +331,34 @@ def award_points_for_order(
             "order.status", f"order {order.external_id} is {order.status}; only paid orders earn"
         )
     fingerprint = _fingerprint({"action": "award", "order": order.external_id})
-    found = _find(key, Kind.EARN, fingerprint)
-    if found is not None:
-        return found
     as_of = as_of or timezone.now()
     programme = programme or get_programme()
     member_id = enrol_member(order.customer, as_of=as_of, programme=programme).pk
 
     def apply() -> LedgerTransaction:
         member, _balance = _locked_member(member_id)
-        found = _find(key, Kind.EARN, fingerprint)
+        # One read for this key, an earlier earn of the order and refunds recorded before it.
+        known = list(
+            LedgerTransaction.objects.filter(Q(idempotency_key=key) | Q(order=order))
+            .select_related("refund")
+            .order_by("pk")
+        )
+        found = _same_request(
+            next((entry for entry in known if entry.idempotency_key == key), None),
+            key,
+            Kind.EARN,
+            fingerprint,
+        )
         if found is not None:
             return found
-        earlier = LedgerTransaction.objects.filter(order=order, kind=Kind.EARN).first()
+        earlier = next((entry for entry in known if entry.kind == Kind.EARN), None)
         if earlier is not None:
             return earlier
         refunded = sum(
             (
                 entry.refund.amount
-                for entry in LedgerTransaction.objects.filter(
-                    order=order, kind=Kind.REFUND
-                ).select_related("refund")
-                if entry.refund is not None
+                for entry in known
+                if entry.kind == Kind.REFUND and entry.refund is not None
             ),
             Decimal(0),
         )
@@ -386,7 +407,7 @@ def award_points_for_order(
         evaluate_member_tier(member, as_of, f"order {order.external_id}")
         return entry
 
-    return _apply_once(key, Kind.EARN, fingerprint, apply)
+    return _apply_once(key, Kind.EARN, fingerprint, apply, check_first=False)
 
 
 def reverse_points_for_refund(

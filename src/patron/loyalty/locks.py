@@ -27,3 +27,13 @@ def lock_rows(queryset: models.QuerySet[ModelT]) -> list[ModelT]:
 def lock_point_balances(member_ids: Iterable[int]) -> list[PointBalance]:
     """Lock the point balance rows of the given members, in primary-key order."""
     return lock_rows(PointBalance.objects.filter(member_id__in=sorted(set(member_ids))))
+
+
+def lock_point_balance(member_id: int) -> PointBalance:
+    """Lock one member's balance row, loading the member, its tier and programme in the same
+    query (only the balance row is locked: ``FOR UPDATE OF`` on PostgreSQL)."""
+    return (
+        PointBalance.objects.select_related("member__programme", "member__tier")
+        .select_for_update(of=("self",))
+        .get(member_id=member_id)
+    )
