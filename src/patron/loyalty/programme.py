@@ -251,6 +251,30 @@ def promotion_multiplier(programme: Programme, moment: datetime) -> tuple[Decima
     return best.multiplier, best.name
 
 
+@dataclass(frozen=True)
+class EarningRules:
+    """The programme's category multipliers and active promotions, read once for a batch."""
+
+    category_multipliers: dict[int, Decimal]
+    promotions: list[Promotion]
+
+    def promotion_at(self, moment: datetime) -> tuple[Decimal, str]:
+        """As :func:`promotion_multiplier`, from the promotions read."""
+        running = [p for p in self.promotions if p.starts_at <= moment < p.ends_at]
+        if not running:
+            return Decimal(1), ""
+        best = min(running, key=lambda promotion: (-promotion.multiplier, promotion.pk))
+        return best.multiplier, best.name
+
+
+def earning_rules(programme: Programme) -> EarningRules:
+    """Read the programme's multipliers and active promotions once (for batches)."""
+    return EarningRules(
+        category_multipliers=_category_multipliers(programme),
+        promotions=list(Promotion.objects.filter(programme=programme, is_active=True)),
+    )
+
+
 def round_points(value: Decimal | Fraction, rounding: str) -> int:
     """Round fractional points by the programme's rule (floor by default), exactly."""
     exact = Fraction(value)
@@ -272,12 +296,19 @@ def _number(value: Decimal) -> str:
 
 
 def quote_order_points(
-    programme: Programme, order: Order, *, tier: Tier | None, refunded: Decimal = Decimal(0)
+    programme: Programme,
+    order: Order,
+    *,
+    tier: Tier | None,
+    refunded: Decimal = Decimal(0),
+    rules: EarningRules | None = None,
+    lines: list[tuple[Decimal, int | None]] | None = None,
 ) -> EarningQuote:
     """Points an order earns: its net spend (total less ``refunded``), each line weighted by
     its category's multiplier (the order discount spread over lines in proportion to their
     totals), times the base rate, the tier's and the running promotion's multipliers, rounded
-    by the programme's rule. Refused channels and small orders earn 0 with the reason."""
+    by the programme's rule. Refused channels and small orders earn 0 with the reason.
+    ``rules`` and ``lines`` (line total, category id) may be read beforehand for a batch."""
     if order.currency.upper() != programme.currency.upper():
         raise LoyaltyInputError(
             "order.currency",
@@ -298,15 +329,19 @@ def quote_order_points(
         )
     if net <= 0:
         return EarningQuote(0, Decimal(0), "nothing left to earn on after refunds")
-    multipliers = _category_multipliers(programme)
+    multipliers = (
+        rules.category_multipliers if rules is not None else _category_multipliers(programme)
+    )
     weighted = Fraction(net)
     if multipliers:
-        lines = list(order.lines.values_list("line_total_amount", "product__category_id"))
+        if lines is None:
+            lines = list(order.lines.values_list("line_total_amount", "product__category_id"))
         lines_total = sum((amount for amount, _ in lines), Decimal(0))
         if lines_total > 0:
             weighted_lines = sum(
                 (
-                    amount * multipliers.get(category_id, Decimal(1))
+                    amount
+                    * (multipliers.get(category_id, Decimal(1)) if category_id else Decimal(1))
                     for amount, category_id in lines
                 ),
                 Decimal(0),
@@ -314,7 +349,11 @@ def quote_order_points(
             # Discount and refunds are spread over the lines in proportion to their totals.
             weighted = Fraction(weighted_lines) * Fraction(net) / Fraction(lines_total)
     tier_multiplier = tier.earn_multiplier if tier is not None else Decimal(1)
-    promo_multiplier, promo_name = promotion_multiplier(programme, order.ordered_at)
+    promo_multiplier, promo_name = (
+        rules.promotion_at(order.ordered_at)
+        if rules is not None
+        else promotion_multiplier(programme, order.ordered_at)
+    )
     raw = (
         weighted
         * Fraction(programme.points_per_unit)

@@ -83,6 +83,34 @@ def qualifying_value(member: Member, as_of: datetime) -> Decimal:
     return Decimal(total or 0)
 
 
+def qualifying_values(
+    member_ids: list[int], programme: Programme, as_of: datetime
+) -> dict[int, Decimal]:
+    """:func:`qualifying_value` of many members of one programme in one query."""
+    transactions = LedgerTransaction.objects.filter(
+        member_id__in=member_ids, occurred_at__lte=as_of
+    )
+    start = window_start(programme, as_of)
+    if start is not None:
+        transactions = transactions.filter(occurred_at__gt=start)
+    column = (
+        "spend_amount" if programme.tier_metric == TierMetricChoices.SPEND else "qualifying_points"
+    )
+    totals = dict(
+        transactions.order_by()
+        .values("member_id")
+        .annotate(total=Sum(column))
+        .values_list("member_id", "total")
+    )
+    return {member_id: Decimal(totals.get(member_id) or 0) for member_id in member_ids}
+
+
+def in_window(programme: Programme, moment: datetime, as_of: datetime) -> bool:
+    """Whether an event at ``moment`` counts towards the tier value at ``as_of``."""
+    start = window_start(programme, as_of)
+    return moment <= as_of and (start is None or moment > start)
+
+
 def _target_tier(tiers: list[Tier], value: Decimal) -> Tier | None:
     reached = [tier for tier in tiers if tier.threshold <= value]
     return reached[-1] if reached else None
@@ -94,15 +122,25 @@ def _describe(programme: Programme, value: Decimal) -> str:
     return f"{value.normalize():f} {metric} over {window}"
 
 
-def evaluate_member_tier(member: Member, as_of: datetime, cause: str) -> TierChange | None:
+def evaluate_member_tier(
+    member: Member,
+    as_of: datetime,
+    cause: str,
+    *,
+    value: Decimal | None = None,
+    tiers: list[Tier] | None = None,
+) -> TierChange | None:
     """Move the member to the tier their qualifying value reaches: up at once; down only
     once the grace period has run without requalifying. Call it with the member's balance
-    row locked (every ledger action does); returns the recorded change, if any."""
+    row locked (every ledger action does); returns the recorded change, if any. A batch
+    may pass the ``value`` it tracks and the programme's ``tiers`` (by threshold)."""
     programme = member.programme
-    tiers = list(Tier.objects.filter(programme=programme).order_by("threshold"))
+    if tiers is None:
+        tiers = list(Tier.objects.filter(programme=programme).order_by("threshold"))
     if not tiers:
         return None
-    value = qualifying_value(member, as_of)
+    if value is None:
+        value = qualifying_value(member, as_of)
     target = _target_tier(tiers, value)
     current = member.tier
     if target == current:
