@@ -1,11 +1,12 @@
 """Hypothesis stateful test of the points ledger against a plain-Python reference model.
 
-Random orders (earning or not), partial and full refunds, redemptions, adjustments,
-activations and expiries while a clock advances, duplicate deliveries (same payload: the
-first result; another payload: a conflict). After every step: each transaction's postings
-sum to zero, balances from postings = selector = cached row, nothing negative except the
-recorded debt, every event applied once (one transaction per key, as many transactions as
-the model expects), expiry never took spent points, and everything equals the model.
+Random orders (earning or not; one by one or in batches), partial and full refunds,
+redemptions, adjustments, activations and expiries while a clock advances, duplicate
+deliveries (same payload: the first result; another payload: a conflict). After every step:
+each transaction's postings sum to zero, balances from postings = selector = cached row,
+nothing negative except the recorded debt, every event applied once (one transaction per
+key, as many transactions as the model expects), expiry never took spent points, and the
+balances and every lot (remaining points, dates, state) equal the model's.
 
 The profile is derandomized (the same 50 runs of up to 40 steps every time) so CI is
 reproducible; ``PATRON_HYPOTHESIS_EXAMPLES=500 PATRON_HYPOTHESIS_RANDOM=1`` (and
@@ -30,9 +31,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
+    MultipleResults,
     RuleBasedStateMachine,
     initialize,
     invariant,
+    multiple,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -43,6 +46,7 @@ from patron.loyalty.ledger import (
     activate_pending_points,
     adjust_points,
     award_points_for_order,
+    award_points_for_orders,
     expire_points,
     redeem_points,
     reverse_points_for_refund,
@@ -228,6 +232,45 @@ class LedgerMachine(RuleBasedStateMachine):
         entry = award_points_for_order(
             order, idempotency_key=key, as_of=self.clock, programme=self.programme
         )
+        return self.expect_award(order, total, channel, key, entry)
+
+    @rule(
+        target=orders,
+        sales=st.lists(
+            st.tuples(st.integers(min_value=0, max_value=120), st.sampled_from(["web", "store"])),
+            min_size=1,
+            max_size=4,
+        ),
+        repeat_first=st.booleans(),
+    )
+    def place_orders_in_a_batch(
+        self, sales: list[tuple[int, str]], repeat_first: bool
+    ) -> MultipleResults[ModelOrder]:
+        """Orders awarded by ``award_points_for_orders``, sometimes with the first order
+        delivered twice in the batch."""
+        batch = [
+            make_order(self.member.customer, Decimal(yuan), self.clock, channel=channel)
+            for yuan, channel in sales
+        ]
+        keys = [self.next_key("paid") for _ in batch]
+        orders = batch + batch[:1] if repeat_first else batch
+        entries = award_points_for_orders(
+            orders,
+            idempotency_keys=keys + keys[:1] if repeat_first else keys,
+            as_of=self.clock,
+            programme=self.programme,
+        )
+        if repeat_first:
+            assert entries[-1].pk == entries[0].pk
+        placed = [
+            self.expect_award(order, Decimal(yuan), channel, key, entry)
+            for order, (yuan, channel), key, entry in zip(batch, sales, keys, entries, strict=False)
+        ]
+        return multiple(*placed)
+
+    def expect_award(
+        self, order: Any, total: Decimal, channel: str, key: str, entry: LedgerTransaction
+    ) -> ModelOrder:
         earns = channel in EARNING_CHANNELS and total >= MINIMUM_ORDER and total > 0
         expected = math.floor(total) if earns else 0
         assert entry.points == expected
@@ -415,12 +458,22 @@ class LedgerMachine(RuleBasedStateMachine):
         assert LedgerTransaction.objects.filter(member=self.member).count() == (
             self.model.transactions
         )
-        remaining = dict(
-            PointLot.objects.filter(member=self.member).values_list(
-                "earned_by__idempotency_key", "remaining_points"
+        lots = {
+            key: (remaining, available_at, expires_at, activated is not None)
+            for key, remaining, available_at, expires_at, activated in PointLot.objects.filter(
+                member=self.member
+            ).values_list(
+                "earned_by__idempotency_key",
+                "remaining_points",
+                "available_at",
+                "expires_at",
+                "activated_by",
             )
-        )
-        assert remaining == {lot.key: lot.remaining for lot in self.model.lots}
+        }
+        assert lots == {
+            lot.key: (lot.remaining, lot.available_at, lot.expires_at, lot.activated)
+            for lot in self.model.lots
+        }
         # Expiry only ever took a lot's unspent rest, and only once per lot.
         expiries = list(
             LotConsumption.objects.filter(
