@@ -3,6 +3,10 @@ connection, released together by a barrier, round after round. Never more succes
 balance allows; every loser gets the insufficient-points error; the ledger stays consistent.
 
 PostgreSQL: 64 threads x 100 rounds (row lock on the balance, ``SELECT ... FOR UPDATE``).
+As many threads also deliver one paid order all at once (under two keys), 5 rounds (new
+threads and connections each round, so kept short): it earns once and every delivery gets
+that transaction.
+
 SQLite: 16 threads x 100 rounds on a file copy of the test database, as shops run it; every
 ``atomic()`` opens with ``BEGIN IMMEDIATE`` (settings), so writers queue for the database lock
 (waiting up to the connection ``timeout``) and the balance check cannot race.
@@ -20,13 +24,14 @@ from pathlib import Path
 
 import pytest
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections
+from django.utils import timezone
 
 from patron.loyalty.errors import InsufficientPointsError
-from patron.loyalty.ledger import adjust_points, redeem_points
+from patron.loyalty.ledger import adjust_points, award_points_for_order, redeem_points
 from patron.loyalty.members import enrol_member
-from patron.loyalty.models import LedgerTransaction, Member
+from patron.loyalty.models import LedgerTransaction, Member, Programme
 from patron.loyalty.programme import get_programme
-from tests.loyalty.points_helpers import assert_ledger_consistent, make_customer
+from tests.loyalty.points_helpers import assert_ledger_consistent, make_customer, make_order
 
 ON_POSTGRES = connection.vendor == "postgresql"
 THREADS = 64 if ON_POSTGRES else 16
@@ -187,3 +192,57 @@ def test_concurrent_redemptions_never_spend_more_than_the_balance(tmp_path: Path
     assert connection.settings_dict["OPTIONS"]["timeout"] >= 5
     with sqlite_file_copy_of_the_test_database(tmp_path):
         run_in_thread(run_rounds)
+
+
+def deliver_one_order_many_times_at_once(programme: Programme) -> None:
+    """Every thread delivers the same paid order at the same moment, half under one key and
+    half under another: one earn, and every delivery gets that transaction."""
+    order = make_order(make_customer(), 100, timezone.now())
+    start = threading.Barrier(THREADS)
+    results: list[int] = []
+    surprises: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        try:
+            connect_patiently()
+            start.wait(timeout=120)
+            entry = award_points_for_order(
+                order, idempotency_key=f"paid:{order.pk}:{index % 2}", programme=programme
+            )
+            with lock:
+                results.append(entry.pk)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            with lock:
+                surprises.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert surprises == [], surprises
+    assert len(results) == THREADS
+    assert len(set(results)) == 1
+    earns = LedgerTransaction.objects.filter(order=order, kind="earn")
+    assert earns.count() == 1
+    assert assert_ledger_consistent(earns.get().member).pending == 100
+
+
+def deliver_orders_many_times_at_once(rounds: int = 5) -> None:
+    programme = get_programme()
+    for _ in range(rounds):
+        deliver_one_order_many_times_at_once(programme)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_deliveries_of_one_order_earn_once(tmp_path: Path) -> None:
+    if ON_POSTGRES:
+        run_in_thread(deliver_orders_many_times_at_once)
+        return
+    with sqlite_file_copy_of_the_test_database(tmp_path):
+        run_in_thread(deliver_orders_many_times_at_once)
