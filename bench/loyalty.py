@@ -7,11 +7,13 @@ Runs on a fresh PostgreSQL database of the local server (``PATRON_TEST_POSTGRES_
 ``postgresql://postgres@127.0.0.1:5432/postgres``), dropped at the end. In the same run:
 
 1. **Earning.** ``--orders`` paid orders of as many customers (imported with ``patron import``,
-   one line each), every customer enrolled; then ``award_points_for_order`` on each order, as
-   the ingest hook and the API call it (one transaction per order: lock the member, post the
-   pending points, open the lot, check the tier), by 1 and by N worker processes splitting the
-   orders. Baseline: the floor of any per-order processing, one ``INSERT`` and ``COMMIT`` per
-   order over its own connection (psycopg), measured on the same server.
+   one line each), every customer enrolled; then a tenth of them through
+   ``award_points_for_order`` one transaction per order (as the API earns one order: lock the
+   member, post the pending points, open the lot, check the tier), and the rest through
+   ``award_points_for_orders`` in batches of ``--batch`` (as an import earns), by each of
+   ``--workers`` processes splitting the orders. Baseline: the floor of any per-order
+   transaction, one ``INSERT`` and ``COMMIT`` per order over one connection (psycopg), measured
+   on the same server.
 2. **Redemption over HTTP.** ``patron serve``'s gunicorn (2 workers x 4 threads) on a local
    port; a separate load process sends ``POST /api/v1/loyalty/members/{id}/redemptions``
    (1 point, a new ``Idempotency-Key`` each, over ``--members`` members with points) at a fixed
@@ -102,15 +104,24 @@ def setup_shop(orders: int, members: int) -> dict[str, Any]:
     }
 
 
-def earn(first: int, last: int) -> dict[str, Any]:
-    """Award the points of orders ``first`` to ``last`` (by primary-key order)."""
-    from patron.loyalty.ledger import award_points_for_order
+def earn(first: int, last: int, batch: int) -> dict[str, Any]:
+    """Award the points of orders ``first`` to ``last`` (by primary-key order): one by one
+    (``batch`` 1, as the API does for one order) or ``batch`` orders per transaction
+    (``award_points_for_orders``, as an import does)."""
+    from patron.loyalty.ledger import award_points_for_order, award_points_for_orders
     from patron.orders.models import Order
 
     orders = list(Order.objects.select_related("customer").order_by("pk")[first:last])
     started = time.perf_counter()
-    for order in orders:
-        award_points_for_order(order, idempotency_key=f"order:{order.pk}:paid")
+    if batch == 1:
+        for order in orders:
+            award_points_for_order(order, idempotency_key=f"order:{order.pk}:paid")
+    else:
+        for start in range(0, len(orders), batch):
+            chunk = orders[start : start + batch]
+            award_points_for_orders(
+                chunk, idempotency_keys=[f"order:{order.pk}:paid" for order in chunk]
+            )
     return {"orders": len(orders), "seconds": time.perf_counter() - started}
 
 
@@ -220,7 +231,8 @@ def _wait_for(base: str, seconds: float = 60.0) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=20_000)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--batch", type=int, default=500, help="orders per batch transaction")
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--members", type=int, default=200)
@@ -255,10 +267,16 @@ def main() -> None:
             floor = commit_per_order_floor(f"{base_url}/{name}_floor", arguments.orders)
             earning: dict[str, float] = {}
             done = 0
-            for workers in arguments.workers:
+            rounds = [(1, 1)] + [(workers, arguments.batch) for workers in arguments.workers]
+            for workers, batch_size in rounds:
                 # Each round earns on orders not yet awarded: every award is a first one.
-                batch = min(arguments.orders - done, arguments.orders // len(arguments.workers))
-                share = batch // workers
+                # The one-by-one round gets a tenth of the orders (it is the slow path).
+                size = (
+                    arguments.orders // 10
+                    if batch_size == 1
+                    else ((arguments.orders - arguments.orders // 10) // len(arguments.workers))
+                )
+                share = size // workers
                 began = time.perf_counter()
                 processes = [
                     subprocess.Popen(
@@ -269,6 +287,7 @@ def main() -> None:
                             "earn",
                             str(done + index * share),
                             str(done + (index + 1) * share),
+                            str(batch_size),
                         ],
                         env=env,
                         stdout=subprocess.PIPE,
@@ -283,8 +302,9 @@ def main() -> None:
                 earned = sum(result["orders"] for result in results)
                 # Rate over the slowest worker's own loop (imports and start-up left out).
                 loop = max(result["seconds"] for result in results)
-                earning[f"{workers}_workers_orders_per_s"] = earned / loop
-                earning[f"{workers}_workers_wall_s"] = wall
+                label = "one_by_one" if batch_size == 1 else f"batch_{workers}_workers"
+                earning[f"{label}_orders_per_s"] = earned / loop
+                earning[f"{label}_wall_s"] = wall
                 done += share * workers
 
             port = _free_port()
@@ -333,9 +353,14 @@ def main() -> None:
     print(f"PostgreSQL, {arguments.orders:,} paid orders, load average {os.getloadavg()[0]:.1f}")
     print(f"  enrolment: {shop['enrol_per_s']:,.0f} members/s")
     print(f"  floor (one INSERT + COMMIT per order): {floor:,.0f} orders/s")
+    rate = earning["one_by_one_orders_per_s"]
+    print(f"  earning one order per transaction: {rate:,.0f} orders/s ({rate / floor:.2f}x floor)")
     for workers in arguments.workers:
-        rate = earning[f"{workers}_workers_orders_per_s"]
-        print(f"  earning, {workers} worker(s): {rate:,.0f} orders/s ({rate / floor:.2f}x floor)")
+        rate = earning[f"batch_{workers}_workers_orders_per_s"]
+        print(
+            f"  earning in batches of {arguments.batch}, {workers} worker(s): {rate:,.0f} "
+            f"orders/s ({rate / floor:.2f}x floor)"
+        )
     verdict = "PASS" if best >= EARNING_GOAL else "FAIL"
     print(f"  goal >= {EARNING_GOAL:,.0f} orders/s: {verdict} ({best:,.0f})")
     print(
@@ -374,7 +399,7 @@ def _run_child(arguments: list[str]) -> None:
     if command == "setup":
         result: Any = setup_shop(int(rest[0]), int(rest[1]))
     elif command == "earn":
-        result = earn(int(rest[0]), int(rest[1]))
+        result = earn(int(rest[0]), int(rest[1]), int(rest[2]))
     elif command == "load":
         base, token, ids, kind, rate, seconds = rest
         result = load(base, token, ids.split(","), kind, float(rate), float(seconds))
