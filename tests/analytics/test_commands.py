@@ -138,7 +138,7 @@ def test_export_segment_writes_its_customers_with_their_scores(
     demo_store: DemoWorld, tmp_path: Path, suffix: str
 ) -> None:
     # given
-    run = run_analysis(as_of=AS_OF)
+    run = run_analysis(with_models=False, as_of=AS_OF)
     segment = CustomerAnalysis.objects.filter(run=run).values_list("rfm_segment", flat=True).first()
     assert segment is not None
     path = tmp_path / "out" / f"segment{suffix}"
@@ -176,7 +176,7 @@ def test_export_of_an_unknown_segment_lists_the_valid_names(
     demo_store: DemoWorld, tmp_path: Path
 ) -> None:
     # given
-    run_analysis(as_of=AS_OF)
+    run_analysis(with_models=False, as_of=AS_OF)
 
     # when / then
     with pytest.raises(CommandError, match="no value_class segment named 'vip'") as raised:
@@ -188,7 +188,7 @@ def test_export_of_an_unknown_segment_lists_the_valid_names(
 def test_export_needs_a_run_and_a_known_format(demo_store: DemoWorld, tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="run `patron analyze` first"):
         call_command("export", "segment", "champions", str(tmp_path / "x.csv"))
-    run_analysis(as_of=AS_OF)
+    run_analysis(with_models=False, as_of=AS_OF)
     with pytest.raises(CommandError, match=r"x\.xlsx: write a \.csv or \.parquet file"):
         call_command("export", "segment", "champions", str(tmp_path / "x.xlsx"))
     with pytest.raises(CommandError, match="no successful analysis run #999"):

@@ -137,7 +137,7 @@ def _analysed(run: AnalysisRun) -> list[tuple[str, str, str, Decimal, int, int]]
 
 def test_segment_summary_aggregates_the_runs_rows(demo_store: DemoWorld) -> None:
     # given
-    run = run_analysis(as_of=AS_OF)
+    run = run_analysis(with_models=False, as_of=AS_OF)
     rows = _analysed(run)
     total_revenue = sum(row[3] for row in rows)
 
@@ -170,7 +170,7 @@ def test_segment_summary_aggregates_the_runs_rows(demo_store: DemoWorld) -> None
 
 def test_segment_labels_follow_the_active_language(demo_store: DemoWorld) -> None:
     # given
-    run = run_analysis(as_of=AS_OF)
+    run = run_analysis(with_models=False, as_of=AS_OF)
 
     # when
     with translation.override("zh-hans"):
@@ -186,7 +186,7 @@ def test_segment_labels_follow_the_active_language(demo_store: DemoWorld) -> Non
 
 def test_a_segment_is_found_by_code_or_label_in_either_language(demo_store: DemoWorld) -> None:
     # given
-    run = run_analysis(as_of=AS_OF)
+    run = run_analysis(with_models=False, as_of=AS_OF)
 
     # then
     assert resolve_segment(run, "rfm", "cant_lose_them") == "cant_lose_them"
@@ -201,7 +201,7 @@ def test_a_segment_is_found_by_code_or_label_in_either_language(demo_store: Demo
 
 def test_segment_customers_are_the_rows_of_that_segment(demo_store: DemoWorld) -> None:
     # given
-    run = run_analysis(as_of=AS_OF)
+    run = run_analysis(with_models=False, as_of=AS_OF)
     rows = _analysed(run)
     segment = Counter(row[2] for row in rows).most_common(1)[0][0]
 
@@ -216,8 +216,8 @@ def test_segment_customers_are_the_rows_of_that_segment(demo_store: DemoWorld) -
 
 def test_segment_migration_counts_moves_of_customers_in_both_runs(demo_store: DemoWorld) -> None:
     # given
-    before = run_analysis(as_of=AS_OF - dt.timedelta(days=120))
-    after = run_analysis(as_of=AS_OF)
+    before = run_analysis(with_models=False, as_of=AS_OF - dt.timedelta(days=120))
+    after = run_analysis(with_models=False, as_of=AS_OF)
     was = {row[0]: row[1] for row in _analysed(before)}
     now = {row[0]: row[1] for row in _analysed(after)}
 
@@ -252,7 +252,7 @@ def test_cohort_rows_count_customers_by_first_month(demo_store: DemoWorld) -> No
             cohorts[(first, period)] += 1
 
     # when
-    run = run_analysis(as_of=AS_OF)
+    run = run_analysis(with_models=False, as_of=AS_OF)
     rows = cohort_rows(run)
     by_channel = cohort_rows(run, "channel")
 
@@ -332,10 +332,10 @@ def test_inter_purchase_buckets_count_the_gaps_ending_in_the_period(demo_store: 
 
 def test_successful_runs_are_the_newest_succeeded_ones(demo_store: DemoWorld) -> None:
     # given two successful runs and a failed one
-    first = run_analysis(as_of=dt.date(2025, 3, 1))
-    second = run_analysis(as_of=AS_OF)
+    first = run_analysis(with_models=False, as_of=dt.date(2025, 3, 1))
+    second = run_analysis(with_models=False, as_of=AS_OF)
     with pytest.raises(AnalysisError):
-        run_analysis(as_of=AS_OF, ahp_matrix=[[1, 9], [1 / 9, 1]])
+        run_analysis(with_models=False, as_of=AS_OF, ahp_matrix=[[1, 9], [1 / 9, 1]])
     # when the runs are listed, then only the successful ones come, newest first, up to the limit
     assert successful_runs(5) == [second, first]
     assert successful_runs(1) == [second]

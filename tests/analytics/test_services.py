@@ -41,7 +41,7 @@ def test_a_run_keeps_each_customers_rfm_equal_to_plain_sql(demo_store: DemoWorld
     truth = store_customers(AS_OF)
 
     # when
-    run = run_analysis(as_of=AS_OF)
+    run = run_analysis(with_models=False, as_of=AS_OF)
 
     # then: one row per buying customer, with their recency, tenure, frequency and net spend
     rows = _rows(run)
@@ -83,7 +83,7 @@ def test_value_classes_compare_r_f_m_with_their_means(demo_store: DemoWorld) -> 
         }[(recent, frequent)]
 
     # when
-    run = run_analysis(as_of=AS_OF)
+    run = run_analysis(with_models=False, as_of=AS_OF)
 
     # then
     assert {c: row.value_class for c, row in _rows(run).items()} == {
@@ -111,7 +111,7 @@ def test_given_lifecycle_thresholds_decide_each_stage(demo_store: DemoWorld) -> 
         return "active"
 
     # when
-    run = run_analysis(as_of=AS_OF, thresholds=thresholds)
+    run = run_analysis(with_models=False, as_of=AS_OF, thresholds=thresholds)
 
     # then
     assert {c: row.lifecycle_stage for c, row in _rows(run).items()} == {
@@ -127,7 +127,7 @@ def test_given_lifecycle_thresholds_decide_each_stage(demo_store: DemoWorld) -> 
 
 def test_value_tiers_cut_the_value_scores_by_rank(demo_store: DemoWorld) -> None:
     # when
-    run = run_analysis(as_of=AS_OF)
+    run = run_analysis(with_models=False, as_of=AS_OF)
 
     # then: best 10 % top, next 20 % high, next 30 % medium, the rest low (ties by id)
     rows = _rows(run)
@@ -190,10 +190,10 @@ def test_the_run_record_says_what_was_read_and_when(demo_store: DemoWorld) -> No
 def test_a_second_run_leaves_the_first_one(demo_store: DemoWorld) -> None:
     # given
     earlier_day = AS_OF - dt.timedelta(days=180)
-    first = run_analysis(as_of=earlier_day)
+    first = run_analysis(with_models=False, as_of=earlier_day)
 
     # when
-    second = run_analysis(as_of=AS_OF)
+    second = run_analysis(with_models=False, as_of=AS_OF)
 
     # then: both runs keep their own rows, each for the customers buying by its as-of day
     counts = dict(CustomerAnalysis.objects.values_list("run").annotate(n=Count("pk")).order_by())
@@ -219,7 +219,7 @@ def test_an_inconsistent_ahp_matrix_fails_the_run_and_keeps_the_record(
 
     # when
     with pytest.raises(AnalysisError, match="consistency ratio") as raised:
-        run_analysis(as_of=AS_OF, ahp_matrix=matrix)
+        run_analysis(with_models=False, as_of=AS_OF, ahp_matrix=matrix)
 
     # then: the failed run is recorded with the reason, and nothing of it is half-written
     run = AnalysisRun.objects.get()
@@ -234,7 +234,7 @@ def test_an_inconsistent_ahp_matrix_fails_the_run_and_keeps_the_record(
 def test_an_empty_store_fails_with_what_to_do(db: None) -> None:
     # when
     with pytest.raises(AnalysisError, match="no counted orders") as raised:
-        run_analysis()
+        run_analysis(with_models=False)
 
     # then
     assert "patron import" in str(raised.value)
@@ -245,7 +245,7 @@ def test_an_empty_store_fails_with_what_to_do(db: None) -> None:
 
 def test_an_unknown_engine_is_refused_before_anything_is_recorded(db: None) -> None:
     with pytest.raises(AnalysisError, match="unknown engine 'duckdb'; use one of: polars, spark"):
-        run_analysis(engine="duckdb")
+        run_analysis(with_models=False, engine="duckdb")
     assert AnalysisRun.objects.count() == 0
 
 
@@ -275,7 +275,7 @@ def test_a_young_shop_with_two_buyers_is_analysed_as_one_behaviour_segment(db: N
     assert summary.rejected == 0
 
     # when it is analysed
-    run = run_analysis(as_of=AS_OF)
+    run = run_analysis(with_models=False, as_of=AS_OF)
 
     # then it succeeds, with everyone in one behaviour segment and the other results per customer
     rows = {row.customer.external_id: row for row in run.customer_rows.select_related("customer")}

@@ -37,7 +37,7 @@ def get(
 @pytest.fixture
 def analysed(demo_store: DemoWorld) -> AnalysisRun:
     """The demo store analysed as of AS_OF."""
-    return run_analysis(as_of=AS_OF)
+    return run_analysis(with_models=False, as_of=AS_OF)
 
 
 def test_customer_detail_carries_the_latest_analysis(
