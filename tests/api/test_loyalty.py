@@ -325,3 +325,24 @@ def test_a_redemption_names_points_or_a_reward_not_both(
     )
     assert (status, answer["code"]) == (422, "invalid_request")
     assert not LedgerTransaction.objects.filter(kind="redeem").exists()
+
+
+def test_a_setting_the_programme_refuses_gets_the_schema_error_body(
+    client: Client, bearer: dict[str, str]
+) -> None:
+    # when
+    status, body = put(client, "/api/v1/loyalty/programme", bearer, {"pending_days": -1})
+    # then: the same shape as a request that fails the schema, naming the field
+    assert status == 422
+    assert body == {
+        "code": "invalid_request",
+        "message": "pending_days: must be between 0 and 366, got -1",
+        "errors": [
+            {
+                "location": "body",
+                "field": "pending_days",
+                "message": "must be between 0 and 366, got -1",
+                "type": "value_error",
+            }
+        ],
+    }

@@ -17,7 +17,7 @@ from ninja import Field, Query, Router, Schema, Status
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
 from patron.api.schemas import ShopDateTime, format_amount
-from patron.customers.models import Customer
+from patron.api.shortcuts import get_customer_or_404, input_error
 from patron.loyalty.coupons import (
     CouponLine,
     CouponRefusedError,
@@ -90,13 +90,6 @@ class RedemptionOut(Schema):
     released_at: ShopDateTime | None
 
 
-def _customer(external_id: str) -> Customer:
-    customer = Customer.objects.filter(external_id=external_id).first()
-    if customer is None:
-        raise ApiError(404, "customer_not_found", f"No customer with external id {external_id!r}.")
-    return customer
-
-
 def _lines(order_id: str) -> list[CouponLine] | None:
     """The lines of the order when the store holds it (for coupons limited to categories)."""
     order = Order.objects.filter(external_id=order_id).first()
@@ -105,22 +98,6 @@ def _lines(order_id: str) -> list[CouponLine] | None:
 
 def _refusal(error: CouponRefusedError) -> ApiError:
     return ApiError(409 if error.is_conflict else 422, error.code, error.message)
-
-
-def _input_error(error: LoyaltyInputError) -> ApiError:
-    return ApiError(
-        422,
-        "invalid_request",
-        str(error),
-        errors=[
-            {
-                "location": "body",
-                "field": error.field,
-                "message": error.message,
-                "type": "value_error",
-            }
-        ],
-    )
 
 
 def _redemption_out(redemption: CouponRedemption) -> dict[str, Any]:
@@ -153,13 +130,13 @@ def validate(
     try:
         answer = validate_coupon(
             code,
-            _customer(customer),
+            get_customer_or_404(customer),
             order_total,
             _lines(order_id) if order_id else None,
             [item.strip() for item in other_codes.split(",") if item.strip()],
         )
     except LoyaltyInputError as error:
-        raise _input_error(error) from error
+        raise input_error(error) from error
     quote = answer.quote
     return {
         "code": code,
@@ -185,7 +162,7 @@ def redeem(request: HttpRequest, code: str, body: RedeemIn) -> Status[dict[str, 
     try:
         redemption = redeem_coupon(
             code,
-            _customer(body.customer_external_id),
+            get_customer_or_404(body.customer_external_id),
             body.order_id,
             body.order_total,
             _lines(body.order_id),
@@ -194,7 +171,7 @@ def redeem(request: HttpRequest, code: str, body: RedeemIn) -> Status[dict[str, 
     except CouponRefusedError as error:
         raise _refusal(error) from error
     except LoyaltyInputError as error:
-        raise _input_error(error) from error
+        raise input_error(error) from error
     return Status(201, _redemption_out(redemption))
 
 
@@ -208,7 +185,7 @@ def release(request: HttpRequest, code: str, body: ReleaseIn) -> dict[str, Any]:
     except CouponRefusedError as error:
         raise _refusal(error) from error
     except LoyaltyInputError as error:
-        raise _input_error(error) from error
+        raise input_error(error) from error
     if redemption is None:
         raise ApiError(
             404, "redemption_not_found", f"Order {body.order_id!r} has not used code {code!r}."

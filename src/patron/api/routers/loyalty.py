@@ -16,7 +16,7 @@ from ninja import Body, Field, Query, Router, Schema, Status
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
 from patron.api.schemas import ShopDateTime
-from patron.customers.models import Customer
+from patron.api.shortcuts import get_customer_or_404, input_error
 from patron.loyalty.errors import (
     IdempotencyConflictError,
     InsufficientPointsError,
@@ -327,20 +327,7 @@ def _api_error(error: LoyaltyError) -> ApiError:
     if isinstance(error, MemberNotFoundError):
         return ApiError(404, error.code, str(error))
     if isinstance(error, LoyaltyInputError):
-        # The same body as a request that fails the schema (api.errors.validation_error_body).
-        return ApiError(
-            422,
-            "invalid_request",
-            str(error),
-            errors=[
-                {
-                    "location": "body",
-                    "field": error.field,
-                    "message": error.message,
-                    "type": "value_error",
-                }
-            ],
-        )
+        return input_error(error)
     return ApiError(422, error.code, str(error))
 
 
@@ -386,13 +373,7 @@ def change_programme(
 )
 def enrol(request: HttpRequest, body: MemberIn) -> Status[dict[str, Any]]:
     """Enrol the customer in the programme (201); an existing member is returned as is (200)."""
-    customer = Customer.objects.filter(external_id=body.customer_external_id).first()
-    if customer is None:
-        raise ApiError(
-            404,
-            "customer_not_found",
-            f"No customer with external id {body.customer_external_id!r}.",
-        )
+    customer = get_customer_or_404(body.customer_external_id)
     existed = Member.objects.filter(customer=customer).exists()
     try:
         member = enrol_member(customer)
@@ -541,13 +522,7 @@ def refer(request: HttpRequest, body: ReferralIn) -> Status[Referral]:
     a customer referred before or who already ordered, or a referrer over the cap. Nothing
     is written when refused. Needs an ``Idempotency-Key``."""
     require_idempotency_key(request)
-    customer = Customer.objects.filter(external_id=body.customer_external_id).first()
-    if customer is None:
-        raise ApiError(
-            404,
-            "customer_not_found",
-            f"No customer with external id {body.customer_external_id!r}.",
-        )
+    customer = get_customer_or_404(body.customer_external_id)
     try:
         referral = record_referral(body.referral_code, customer)
     except ReferralRefusedError as error:
