@@ -43,6 +43,7 @@ def test_a_good_batch_is_counted_and_stored(client: Client, bearer: dict[str, st
         "rejected": 0,
         "ignored_columns": [],
         "errors": [],
+        "points": None,
     }
     assert sorted(Customer.objects.values_list("external_id", flat=True)) == [
         "00042",
@@ -98,6 +99,7 @@ def test_a_bad_record_is_rejected_with_its_row_and_field(
         "rejected": 1,
         "ignored_columns": ["shoe_size"],
         "errors": [{"row": 2, "field": "birthday", "reason": "not a date: not-a-date"}],
+        "points": None,
     }
     assert not Customer.objects.filter(external_id="00099").exists()
 

@@ -190,6 +190,8 @@ class OrderLoader:
         self.order_counts: list[pl.DataFrame] = []
         self.product_counts: list[pl.DataFrame] = []
         self.touched_orders: set[int] = set()
+        # Orders inserted or changed by this input (their points are settled afterwards).
+        self.written_orders: set[int] = set()
         # Foreign keys and plain indexes of the order tables dropped for a large load
         # (PostgreSQL), restored by finish(); None until the first batch decides.
         self.suspended: list[tuple[str, str]] | None = None
@@ -397,7 +399,11 @@ class OrderLoader:
             .then(pl.lit(UPDATED))
             .otherwise(pl.col("status"))
             .alias("status")
-        ).select(ROW, "status")
+        )
+        self.written_orders.update(
+            statuses.filter(pl.col("status") != UNCHANGED).get_column("order_pk").to_list()
+        )
+        statuses = statuses.select(ROW, "status")
         return BatchResult(
             statuses,
             rejected,

@@ -42,11 +42,13 @@ from patron.ingest.readers import (
 )
 from patron.ingest.schemas import MAX_API_RECORDS, SCHEMAS, RecordKind
 from patron.ingest.validation import validate
+from patron.loyalty.order_points import OrderPointsSync, sync_order_points
 
 __all__ = [
     "ImportFileError",
     "ImportOptions",
     "ImportSummary",
+    "OrderPointsSync",
     "RecordKind",
     "RowError",
     "import_file",
@@ -68,6 +70,9 @@ class ImportOptions:
     currency: str | None = None
     time_zone: str | None = None
     encoding: str = "utf-8"
+    #: Settle the points of the orders written (earn, refunds, cancellations) when a loyalty
+    #: programme is active; off for a history load that should not earn.
+    award_points: bool = True
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,8 @@ class ImportSummary:
     created: dict[str, int] = field(default_factory=dict)
     rejects_path: Path | None = None
     written: bool = True
+    #: What the loyalty ledger did with the orders written (None: not asked or not orders).
+    points: OrderPointsSync | None = None
 
     @property
     def total(self) -> int:
@@ -267,6 +274,10 @@ def _run(kind: RecordKind, batches: Iterator[RawBatch], options: ImportOptions) 
                 # All or nothing: undo every write of this import.
                 transaction.set_rollback(True)
                 run.summary.written = False
+            elif kind is RecordKind.ORDERS and options.award_points:
+                # In the import's transaction: the orders and their points land together, so
+                # a failure cannot leave orders that will never earn.
+                run.summary.points = sync_order_points(run.loader.written_orders)
     finally:
         run.close()
     logger.info(

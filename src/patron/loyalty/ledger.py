@@ -54,6 +54,7 @@ from patron.loyalty.models import (
 from patron.loyalty.models.ledger import AccountChoices, TransactionKindChoices
 from patron.loyalty.models.programme import TierMetricChoices
 from patron.loyalty.programme import (
+    CANCELLED_STATUSES,
     PAID_STATUSES,
     available_from,
     earning_rules,
@@ -344,9 +345,7 @@ def award_points_for_order(
         member, _balance = _locked_member(member_id)
         # One read for this key, an earlier earn of the order and refunds recorded before it.
         known = list(
-            LedgerTransaction.objects.filter(Q(idempotency_key=key) | Q(order=order))
-            .select_related("refund")
-            .order_by("pk")
+            LedgerTransaction.objects.filter(Q(idempotency_key=key) | Q(order=order)).order_by("pk")
         )
         found = _same_request(
             next((entry for entry in known if entry.idempotency_key == key), None),
@@ -360,11 +359,7 @@ def award_points_for_order(
         if earlier is not None:
             return earlier
         refunded = sum(
-            (
-                entry.refund.amount
-                for entry in known
-                if entry.kind == Kind.REFUND and entry.refund is not None
-            ),
+            (entry.refunded_amount for entry in known if entry.kind == Kind.REFUND),
             Decimal(0),
         )
         quote = quote_order_points(programme, order, tier=member.tier, refunded=refunded)
@@ -500,11 +495,9 @@ def _award_batch(
     by_key: dict[str, LedgerTransaction] = {}
     earn_of_order: dict[int, LedgerTransaction] = {}
     refunded: dict[int, Decimal] = defaultdict(Decimal)
-    for entry in (
-        LedgerTransaction.objects.filter(Q(idempotency_key__in=keys) | Q(order_id__in=order_ids))
-        .select_related("refund")
-        .order_by("pk")
-    ):
+    for entry in LedgerTransaction.objects.filter(
+        Q(idempotency_key__in=keys) | Q(order_id__in=order_ids)
+    ).order_by("pk"):
         if entry.idempotency_key in fingerprints:
             _same_request(
                 entry, entry.idempotency_key, Kind.EARN, fingerprints[entry.idempotency_key]
@@ -512,8 +505,8 @@ def _award_batch(
             by_key[entry.idempotency_key] = entry
         if entry.kind == Kind.EARN and entry.order_id is not None:
             earn_of_order.setdefault(entry.order_id, entry)
-        elif entry.kind == Kind.REFUND and entry.refund is not None and entry.order_id:
-            refunded[entry.order_id] += entry.refund.amount
+        elif entry.kind == Kind.REFUND and entry.order_id:
+            refunded[entry.order_id] += entry.refunded_amount
     rules = earning_rules(programme)
     lines: dict[int, list[tuple[Decimal, int | None]]] = defaultdict(list)
     if rules.category_multipliers:
@@ -637,6 +630,9 @@ def reverse_points_for_refund(
     available points (oldest first); what was already spent becomes a recorded debt that
     later earning repays. A refund recorded before the order earned is remembered, and the
     award then earns on the net spend only.
+
+    A refund is applied once; if its amount has grown since (a later import row for the
+    order), the call reverses the points of the difference only.
     """
     if not isinstance(order, Order) or order.pk is None:
         raise LoyaltyInputError("order", f"must be a saved order, not {order!r}")
@@ -648,7 +644,6 @@ def reverse_points_for_refund(
         )
     if refund.amount <= 0:
         raise LoyaltyInputError("refund.amount", f"must be positive, got {refund.amount}")
-    key = _check_key(idempotency_key)
     fingerprint = _fingerprint(
         {
             "action": "refund",
@@ -657,42 +652,103 @@ def reverse_points_for_refund(
             "amount": str(refund.amount),
         }
     )
+    return _reverse_order_points(
+        order,
+        refund,
+        key=_check_key(idempotency_key),
+        fingerprint=fingerprint,
+        as_of=as_of,
+        programme=programme,
+    )
+
+
+def reverse_points_for_cancellation(
+    order: Order,
+    *,
+    idempotency_key: str,
+    as_of: datetime | None = None,
+    programme: Programme | None = None,
+) -> LedgerTransaction:
+    """Take back every point an order still holds because it was cancelled or returned
+    after it earned: the rest of its total beyond the refunds already recorded counts as
+    refunded, with the same sources and debt rule as :func:`reverse_points_for_refund`."""
+    if not isinstance(order, Order) or order.pk is None:
+        raise LoyaltyInputError("order", f"must be a saved order, not {order!r}")
+    if order.status not in CANCELLED_STATUSES:
+        raise LoyaltyInputError(
+            "order.status",
+            f"order {order.external_id} is {order.status}; only cancelled or returned orders "
+            "give all their points back",
+        )
+    fingerprint = _fingerprint({"action": "cancel", "order": order.external_id})
+    return _reverse_order_points(
+        order,
+        None,
+        key=_check_key(idempotency_key),
+        fingerprint=fingerprint,
+        as_of=as_of,
+        programme=programme,
+    )
+
+
+def _reverse_order_points(
+    order: Order,
+    refund: Refund | None,
+    *,
+    key: str,
+    fingerprint: str,
+    as_of: datetime | None,
+    programme: Programme | None,
+) -> LedgerTransaction:
+    """Reverse the points of ``refund`` (the part not reversed yet) or, without one, of the
+    whole order's remaining total (a cancellation)."""
     found = _find(key, Kind.REFUND, fingerprint)
     if found is not None:
         return found
     as_of = as_of or timezone.now()
     programme = programme or get_programme()
     member_id = enrol_member(order.customer, as_of=as_of, programme=programme).pk
+    label = (
+        f"refund {refund.external_id}"
+        if refund is not None
+        else f"cancellation of order {order.external_id}"
+    )
 
     def apply() -> LedgerTransaction:
         member, _balance = _locked_member(member_id)
         found = _find(key, Kind.REFUND, fingerprint)
         if found is not None:
             return found
-        earlier = LedgerTransaction.objects.filter(refund=refund, kind=Kind.REFUND).first()
-        if earlier is not None:
-            return earlier
-        prior = list(
-            LedgerTransaction.objects.filter(order=order, kind=Kind.REFUND).select_related("refund")
-        )
-        prior_amount = sum((entry.refund.amount for entry in prior if entry.refund), Decimal(0))
-        if prior_amount + refund.amount > order.total_amount:
-            raise LoyaltyInputError(
-                "refund.amount",
-                f"refunds of order {order.external_id} would total "
-                f"{prior_amount + refund.amount}, more than its {order.total_amount}",
-            )
+        prior = list(LedgerTransaction.objects.filter(order=order, kind=Kind.REFUND).order_by("pk"))
+        prior_amount = sum((entry.refunded_amount for entry in prior), Decimal(0))
+        if refund is not None:
+            of_refund = [entry for entry in prior if entry.refund_id == refund.pk]
+            amount = refund.amount - sum((entry.refunded_amount for entry in of_refund), Decimal(0))
+            if of_refund and amount <= 0:
+                # Applied before (another key, or the amount did not grow).
+                return of_refund[-1]
+            if prior_amount + amount > order.total_amount:
+                raise LoyaltyInputError(
+                    "refund.amount",
+                    f"refunds of order {order.external_id} would total "
+                    f"{prior_amount + amount}, more than its {order.total_amount}",
+                )
+        else:
+            if any(entry.refund_id is None for entry in prior):
+                return next(entry for entry in prior if entry.refund_id is None)
+            amount = max(Decimal(0), order.total_amount - prior_amount)
         earn = LedgerTransaction.objects.filter(order=order, kind=Kind.EARN).first()
         common: dict[str, Any] = {
             "key": key,
             "fingerprint": fingerprint,
-            "occurred_at": refund.refunded_at,
+            "occurred_at": refund.refunded_at if refund is not None else as_of,
             "order": order,
             "refund": refund,
+            "refunded_amount": amount,
         }
         if earn is None or earn.spend_amount <= 0:
             reason = (
-                "refund recorded before the order earned: the award counts the net spend"
+                f"{label} recorded before the order earned: the award counts the net spend"
                 if earn is None
                 else f"order {order.external_id} earned no points"
             )
@@ -707,10 +763,8 @@ def reverse_points_for_refund(
             )
         base = earn.spend_amount
         after_award = [entry for entry in prior if entry.related_transaction_id == earn.pk]
-        refunded_before = sum(
-            (entry.refund.amount for entry in after_award if entry.refund), Decimal(0)
-        )
-        refunded_after = refunded_before + refund.amount
+        refunded_before = sum((entry.refunded_amount for entry in after_award), Decimal(0))
+        refunded_after = refunded_before + amount
         reversed_before = sum(entry.points for entry in after_award)
         # Exact rational arithmetic: a Decimal quotient a hair below a whole number would
         # floor one point short.
@@ -720,7 +774,7 @@ def reverse_points_for_refund(
             / Fraction(base)
         )
         reverse = max(0, earn.points - kept - reversed_before)
-        spend_delta = -min(refund.amount, max(Decimal(0), base - refunded_before))
+        spend_delta = -min(amount, max(Decimal(0), base - refunded_before))
         own_lot = PointLot.objects.filter(earned_by=earn, remaining_points__gt=0)
         others_pending = [lot for lot in _pending_lots(member.pk) if lot.earned_by_id != earn.pk]
         others_available = [
@@ -730,9 +784,7 @@ def reverse_points_for_refund(
         from_pending = sum(take for lot, take in plan if lot.activated_by_id is None)
         from_available = sum(take for lot, take in plan if lot.activated_by_id is not None)
         debt = reverse - from_pending - from_available
-        reason = (
-            f"refund {refund.external_id} of {refund.amount}: {reverse} of {earn.points} points"
-        )
+        reason = f"{label} of {amount}: {reverse} of {earn.points} points"
         if debt:
             reason += f"; {debt} already spent, recorded as debt"
         entry = _record(
@@ -752,7 +804,7 @@ def reverse_points_for_refund(
             **common,
         )
         _consume(entry, plan)
-        evaluate_member_tier(member, as_of, f"refund {refund.external_id}")
+        evaluate_member_tier(member, as_of, label)
         return entry
 
     return _apply_once(key, Kind.REFUND, fingerprint, apply)

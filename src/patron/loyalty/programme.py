@@ -33,13 +33,20 @@ from patron.orders.models import Order
 PAID_STATUSES = frozenset(
     {OrderStatusChoices.PAID, OrderStatusChoices.SHIPPED, OrderStatusChoices.DELIVERED}
 )
+#: Orders that give back every point they still hold.
+CANCELLED_STATUSES = frozenset({OrderStatusChoices.CANCELLED, OrderStatusChoices.RETURNED})
 _MAX_PENDING_DAYS = 366
 _MAX_EXPIRY_MONTHS = 120
 
 
+def active_programme() -> Programme | None:
+    """The shop's programme (the first active one), or None when none is set up."""
+    return Programme.objects.filter(is_active=True).order_by("pk").first()
+
+
 def get_programme() -> Programme:
     """The shop's programme (the first active one), created with the defaults on first use."""
-    programme = Programme.objects.filter(is_active=True).order_by("pk").first()
+    programme = active_programme()
     if programme is not None:
         return programme
     with transaction.atomic():
@@ -82,6 +89,27 @@ def to_int(field: str, value: object, *, minimum: int = 0, maximum: int | None =
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
         raise LoyaltyInputError(field, f"must be {bounds}, got {value}")
     return value
+
+
+def to_datetime(field: str, value: object) -> datetime:
+    """``value`` as an aware date-time: a datetime or an ISO 8601 text; a date or a time
+    without a zone is read in the shop's time zone."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise LoyaltyInputError(
+                field, f"must be an ISO 8601 date or date-time, not {value!r}"
+            ) from None
+    if not isinstance(value, datetime):
+        raise LoyaltyInputError(field, f"must be a date-time, not {type(value).__name__}")
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_default_timezone())
+    return value
+
+
+def _day(moment: datetime) -> str:
+    return timezone.localtime(moment).date().isoformat()
 
 
 def _choice(field: str, value: object, choices: type[Any]) -> str:
@@ -131,6 +159,8 @@ def _validated_changes(programme: Programme, changes: dict[str, Any]) -> dict[st
             clean[field] = _choice(field, value, TierMetricChoices)
         elif field == "tier_window":
             clean[field] = _choice(field, value, TierWindowChoices)
+        elif field == "earns_from":
+            clean[field] = None if value is None else to_datetime(field, value)
         elif field == "downgrade_grace_days":
             clean[field] = to_int(field, value, maximum=_MAX_PENDING_DAYS)
         else:
@@ -316,6 +346,12 @@ def quote_order_points(
             f"the programme in {programme.currency}",
         )
     net = quantize_amount(order.total_amount - refunded)
+    if programme.earns_from is not None and order.ordered_at < programme.earns_from:
+        return EarningQuote(
+            0,
+            Decimal(0),
+            f"placed before the programme started earning on {_day(programme.earns_from)}",
+        )
     if programme.earning_channels and order.channel not in programme.earning_channels:
         return EarningQuote(
             0, Decimal(0), f"orders from channel {order.channel} do not earn points"

@@ -19,6 +19,7 @@ from patron.ingest.services import (
     ImportFileError,
     ImportOptions,
     ImportSummary,
+    OrderPointsSync,
     RecordKind,
     import_records,
 )
@@ -58,8 +59,21 @@ class RowErrorOut(Schema):
     reason: str
 
 
+class PointsSummaryOut(Schema):
+    """What the loyalty ledger did with the orders written (see docs/loyalty.md#imports)."""
+
+    orders_earned: int
+    points_earned: int
+    reversals: int
+    points_reversed: int
+    coupon_uses_released: int
+    skipped: dict[str, int]
+    problems: list[str]
+
+
 class IngestSummaryOut(Schema):
-    """What the import did. Importing the same records again inserts nothing."""
+    """What the import did. Importing the same records again inserts nothing. ``points`` is
+    set for orders when a loyalty programme is active."""
 
     inserted: int
     updated: int
@@ -67,6 +81,7 @@ class IngestSummaryOut(Schema):
     rejected: int
     ignored_columns: list[str]
     errors: list[RowErrorOut]
+    points: PointsSummaryOut | None = None
 
 
 class RejectedRecordsOut(ErrorOut):
@@ -154,6 +169,21 @@ def _import(request: HttpRequest, kind: RecordKind, strict: bool) -> dict[str, A
         "rejected": summary.rejected,
         "ignored_columns": summary.ignored_columns,
         "errors": _row_errors(summary),
+        "points": _points(summary.points),
+    }
+
+
+def _points(sync: OrderPointsSync | None) -> dict[str, Any] | None:
+    if sync is None or sync.programme is None:
+        return None
+    return {
+        "orders_earned": sync.earned,
+        "points_earned": sync.points_earned,
+        "reversals": sync.reversed,
+        "points_reversed": sync.points_reversed,
+        "coupon_uses_released": sync.coupons_released,
+        "skipped": sync.skipped,
+        "problems": sync.problems,
     }
 
 

@@ -71,6 +71,9 @@ class LedgerTransaction(models.Model):
     refund = models.ForeignKey(
         Refund, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # The money a reversal accounts for: kept here, not read from the refund, because a
+    # refund's amount can grow (a later import row) and a cancellation has no refund row.
+    refunded_amount = MoneyField(_("refunded amount"), default=0)
     related_transaction = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

@@ -104,6 +104,8 @@ class Programme(models.Model):
         default=TierWindowChoices.ROLLING_12_MONTHS,
     )
     downgrade_grace_days = models.PositiveIntegerField(_("grace before a downgrade"), default=30)
+    # Orders placed before the programme started (history imported later) earn nothing.
+    earns_from = models.DateTimeField(_("orders earn from"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -57,6 +57,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--encoding", default="utf-8", help="text encoding of CSV/JSONL (e.g. gbk)"
         )
+        parser.add_argument(
+            "--no-points",
+            action="store_false",
+            dest="award_points",
+            help="orders: do not settle loyalty points (a history load that should not earn)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["path"]
@@ -70,6 +76,7 @@ class Command(BaseCommand):
                 currency=options["currency"],
                 time_zone=options["time_zone"],
                 encoding=options["encoding"],
+                award_points=options["award_points"],
             )
             summary = import_file(
                 RecordKind(options["kind"]),
@@ -96,6 +103,10 @@ class Command(BaseCommand):
             f"{summary.unchanged} unchanged, {summary.rejected} rejected"
             + (f" (created {created})" if created and summary.written else "")
         )
+        if summary.points is not None:
+            self.stdout.write(f"Loyalty points: {summary.points}")
+            for problem in summary.points.problems[:SHOWN_ERRORS]:
+                self.stderr.write(f"points refused: {problem}")
         if summary.rejects_path is not None:
             self.stdout.write(f"Rejected rows with their reasons: {summary.rejects_path}")
         if summary.rejected:

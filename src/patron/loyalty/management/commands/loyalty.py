@@ -1,4 +1,4 @@
-"""``patron loyalty daily`` and ``patron loyalty review-tiers``: the programme's jobs."""
+"""``patron loyalty daily|review-tiers|sync-orders``: the programme's jobs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from patron.loyalty.care import grant_anniversary_rewards, grant_birthday_rewards
 from patron.loyalty.ledger import activate_pending_points, expire_points
+from patron.loyalty.order_points import sync_order_points
 from patron.loyalty.referrals import settle_referrals
 from patron.loyalty.tiers import review_tiers
 
@@ -32,17 +33,25 @@ class Command(BaseCommand):
     help = (
         "Loyalty jobs. daily: activate pending points, expire points, settle referrals, "
         "grant birthday and anniversary rewards, review tiers (idempotent: a second run the "
-        "same day changes nothing). review-tiers: tiers only."
+        "same day changes nothing). review-tiers: tiers only. sync-orders: settle the points "
+        "of every order in the store (earn, refunds, cancellations), e.g. after setting up a "
+        "programme on a store that already holds orders; a second run changes nothing."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("job", choices=["daily", "review-tiers"])
+        parser.add_argument("job", choices=["daily", "review-tiers", "sync-orders"])
         parser.add_argument(
             "--as-of", help="run as of this date or datetime (default: now), for catching up"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         as_of = _as_of(options.get("as_of"))
+        if options["job"] == "sync-orders":
+            synced = sync_order_points(as_of=as_of)
+            self.stdout.write(f"{synced.orders:,} orders: {synced}")
+            for problem in synced.problems:
+                self.stderr.write(f"points refused: {problem}")
+            return
         if options["job"] == "daily":
             activated = activate_pending_points(as_of)
             self.stdout.write(
