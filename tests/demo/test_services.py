@@ -20,10 +20,11 @@ from patron.customers.models import Customer
 from patron.customers.selectors import get_customer
 from patron.demo.generator import DemoWorld
 from patron.demo.services import DemoBuildError, build_demo_shop, net_revenue
-from patron.loyalty.models import Programme, Promotion, Tier
+from patron.loyalty.models import LedgerTransaction, Member, Programme, Promotion, Tier
 from patron.loyalty.programme import get_programme
 from patron.orders.models import Event, Order, OrderLine, Refund
 from tests.demo.conftest import AS_OF
+from tests.loyalty.points_helpers import assert_ledger_consistent, ledger_size
 
 
 def _counts() -> dict[str, int]:
@@ -93,6 +94,7 @@ def test_building_the_demo_shop_again_changes_nothing(tmp_path: Path) -> None:
     # Given a built demo shop
     build_demo_shop(customers=300, seed=1, as_of=AS_OF, home=tmp_path)
     before = _counts()
+    ledger = ledger_size()
     profiles = _profiles()
     password = User.objects.get(username="demo").password
 
@@ -110,6 +112,7 @@ def test_building_the_demo_shop_again_changes_nothing(tmp_path: Path) -> None:
     assert [s.updated for s in report.imports[1:]] == [0, 0, 0]
     assert _profiles() == profiles
     assert _counts() == before
+    assert ledger_size() == ledger
     assert User.objects.get(username="demo").password == password
 
 
@@ -129,6 +132,21 @@ def test_the_demo_shop_runs_a_programme_with_three_spend_tiers(tmp_path: Path) -
     assert eleven.multiplier == 2
     assert timezone.localtime(eleven.starts_at).date() == date(AS_OF.year - 1, 11, 11)
     assert eleven.ends_at - eleven.starts_at == timedelta(days=1)
+    # Orders placed since the programme started (six months before the demo's last day, from
+    # the first of the month) earned once each; older ones earned nothing.
+    assert programme.earns_from is not None
+    assert timezone.localtime(programme.earns_from).date() == date(AS_OF.year - 1, 12, 1)
+    paid_since = Order.objects.filter(
+        ordered_at__gte=programme.earns_from, status__in=["paid", "shipped", "delivered"]
+    )
+    earns = LedgerTransaction.objects.filter(kind="earn")
+    assert earns.count() == paid_since.count() > 0
+    assert set(earns.values_list("order_id", flat=True)) == set(
+        paid_since.values_list("pk", flat=True)
+    )
+    assert not earns.filter(occurred_at__lt=programme.earns_from).exists()
+    for member in Member.objects.order_by("pk")[:20]:
+        assert_ledger_consistent(member)
 
 
 @pytest.mark.django_db(transaction=False)

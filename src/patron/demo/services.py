@@ -15,12 +15,14 @@ import polars as pl
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
+from django.utils import timezone
 
 from patron.analytics.models import AnalysisRun
 from patron.analytics.services import AnalysisError, run_analysis
 from patron.demo.generator import DemoConfig, DemoWorld, generate_world
 from patron.ingest.services import ImportOptions, ImportSummary, RecordKind, import_frames
 from patron.loyalty.models import Programme, Promotion
+from patron.loyalty.order_points import sync_order_points
 from patron.loyalty.programme import add_promotion, configure_programme, get_programme
 from patron.loyalty.tiers import define_tier
 
@@ -30,6 +32,9 @@ DEMO_GROUP = "admin"
 #: Rows per frame handed to the importer: big enough for its set-based writes, small enough
 #: to keep memory flat.
 CHUNK_ROWS = 50_000
+#: The demo programme started this many months (from the first of the month) before the
+#: demo's last day; orders placed since then earn points.
+PROGRAMME_MONTHS = 6
 TRUTH_FILE = "truth.json"
 TRUTH_CUSTOMERS_FILE = "truth_customers.parquet"
 
@@ -120,8 +125,14 @@ def build_demo_shop(
     programme = set_up_demo_programme(config.end_date())
     say(
         f"Loyalty programme {programme.name!r}: {programme.tiers.count()} tiers, "
-        f"{programme.promotions.count()} promotions"
+        f"{programme.promotions.count()} promotions, orders earn from "
+        f"{timezone.localtime(programme.earns_from).date() if programme.earns_from else '-'}"
     )
+    # The programme starts after the history was imported, as in a shop that launches one:
+    # settle the points of the orders placed since it started, as of the demo's last day.
+    settling = time.perf_counter()
+    points = sync_order_points(as_of=_end_of_day(config.end_date()), programme=programme)
+    say(f"  points: {points} in {time.perf_counter() - settling:.1f} s")
     analysis = _analyse(config.end_date(), say)
     return DemoReport(
         customers=world.truth_customers.height,
@@ -158,10 +169,17 @@ def set_up_demo_programme(as_of: date) -> Programme:
     """The demo shop's loyalty programme: 1 point per yuan of net spend (rounded down),
     pending for the 15-day return window, expiring at the end of the year after earning,
     100 points worth 1 yuan; three spend tiers over a rolling 12 months with 30 days' grace;
-    double points on 11.11 and 618 of the demo's years. Building again changes nothing."""
+    double points on 11.11 and 618 of the demo's years; orders placed from the first of the
+    month six months before ``as_of`` earn. Building again changes nothing."""
+    zone = ZoneInfo(str(settings.TIME_ZONE))
+    start_month = as_of.month - PROGRAMME_MONTHS
+    start = datetime(
+        as_of.year + (start_month - 1) // 12, (start_month - 1) % 12 + 1, 1, tzinfo=zone
+    )
     programme = configure_programme(
         get_programme(),
         name="Patron Demo Club 会员俱乐部",
+        earns_from=start,
         points_per_unit=Decimal(1),
         rounding="floor",
         pending_days=15,
@@ -180,7 +198,6 @@ def set_up_demo_programme(as_of: date) -> Programme:
             has_free_shipping=free_shipping,
             programme=programme,
         )
-    zone = ZoneInfo(str(settings.TIME_ZONE))
     for year in range(as_of.year - 2, as_of.year + 1):
         for name, month, day in (("618", 6, 18), ("11.11", 11, 11)):
             title = f"{name} double points {year}"
@@ -189,6 +206,14 @@ def set_up_demo_programme(as_of: date) -> Programme:
             starts = datetime(year, month, day, tzinfo=zone)
             add_promotion(title, 2, starts, starts + timedelta(days=1), programme=programme)
     return programme
+
+
+def _end_of_day(day: date) -> datetime:
+    """The last moment of ``day`` in the shop's time zone."""
+    zone = ZoneInfo(str(settings.TIME_ZONE))
+    return datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone) - (
+        timedelta(microseconds=1)
+    )
 
 
 def _analyse(as_of: date, say: Callable[[str], None]) -> AnalysisRun:
