@@ -135,3 +135,14 @@ def format_point_change(delta: Decimal | float | None, language: str | None) -> 
     sign = "-" if points < 0 else "+"
     unit = "个百分点" if is_chinese(language) else " pp"
     return f"{sign}{abs(points)}{unit}"
+
+
+def format_signed_count(value: int | None, language: str | None) -> str:
+    """A change of a count with its sign: ``+1,200``, ``-50`` (``+1.2万`` in Chinese); empty
+    for None, ``0`` for zero."""
+    if value is None:
+        return ""
+    text = format_count(abs(value), language)
+    if value > 0:
+        return f"+{text}"
+    return f"-{text}" if value < 0 else text

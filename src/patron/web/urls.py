@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from patron.web import analytics_views, prediction_views, views
+from patron.web import analytics_views, loyalty_views, prediction_views, views
 
 app_name = "web"
 urlpatterns = [
@@ -36,6 +36,32 @@ urlpatterns = [
         "analytics/models/<int:model_run_id>/",
         prediction_views.model_detail,
         name="analytics_model_detail",
+    ),
+    path("loyalty/", loyalty_views.overview, name="loyalty_overview"),
+    path("loyalty/programme/", loyalty_views.programme_settings, name="loyalty_programme"),
+    path("loyalty/tiers/", loyalty_views.tiers, name="loyalty_tiers"),
+    path("loyalty/rules/", loyalty_views.rules, name="loyalty_rules"),
+    path(
+        "loyalty/rules/promotions/",
+        loyalty_views.promotion_add,
+        name="loyalty_promotion_add",
+    ),
+    path(
+        "loyalty/rules/categories/",
+        loyalty_views.category_multiplier_set,
+        name="loyalty_category_multiplier_set",
+    ),
+    path("loyalty/rewards/", loyalty_views.rewards, name="loyalty_rewards"),
+    path("loyalty/coupons/", loyalty_views.coupons, name="loyalty_coupons"),
+    path(
+        "loyalty/coupons/<int:template_id>/",
+        loyalty_views.coupon_template,
+        name="loyalty_coupon_template",
+    ),
+    path(
+        "loyalty/coupons/<int:template_id>/codes.csv",
+        loyalty_views.coupon_codes_export,
+        name="loyalty_coupon_codes_export",
     ),
     path(
         "login/",

@@ -24,6 +24,7 @@ from patron.analytics.selectors import (
 from patron.core.money import default_currency
 from patron.customers.models import Customer
 from patron.customers.selectors import get_customer, search_customers
+from patron.loyalty.selectors import member_summary
 from patron.orders.selectors import (
     compare_recent_periods,
     customer_events,
@@ -38,6 +39,7 @@ from patron.web.charts import weekly_orders_revenue_figure
 CUSTOMERS_PER_PAGE = 25
 ORDERS_SHOWN = 100
 EVENTS_SHOWN = 50
+LEDGER_ENTRIES_SHOWN = 20
 RECENT_DAYS = 30
 
 View = Callable[..., HttpResponse]
@@ -105,8 +107,9 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
-    """One customer: profile, identities, lifetime totals, the latest analysis's scores,
-    orders with lines, events."""
+    """One customer: profile, identities, lifetime totals, the latest analysis's scores, the
+    loyalty membership (tier, balances, next expiry, latest ledger entries), orders with lines,
+    events."""
     try:
         customer = get_customer(external_id)
     except Customer.DoesNotExist as error:
@@ -135,6 +138,7 @@ def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
                 if analysis
                 else []
             ),
+            "loyalty": member_summary(customer, entries=LEDGER_ENTRIES_SHOWN),
             "identities": customer.identities.order_by("kind", "value"),
             "orders": orders,
             "orders_limit": ORDERS_SHOWN,

@@ -56,3 +56,9 @@ def number(value: Decimal | float | None, places: int = 1) -> str:
 def points(delta: Decimal | float | None) -> str:
     """The change of a rate in percentage points: ``+2.1 pp`` / ``+2.1个百分点``."""
     return formatting.format_point_change(delta, get_language())
+
+
+@register.filter
+def signed(value: int | None) -> str:
+    """A change of a count with its sign: ``+1,200``, ``-50``."""
+    return formatting.format_signed_count(value, get_language())
