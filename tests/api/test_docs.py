@@ -29,6 +29,11 @@ def test_openapi_schema_is_served_and_lists_the_endpoints(db: None) -> None:
         "/api/v1/analytics/kpis",
         "/api/v1/analytics/models",
         "/api/v1/loyalty/programme",
+        "/api/v1/loyalty/tiers",
+        "/api/v1/loyalty/promotions",
+        "/api/v1/loyalty/category-multipliers",
+        "/api/v1/loyalty/category-multipliers/{category_path}",
+        "/api/v1/loyalty/rewards",
         "/api/v1/loyalty/members",
         "/api/v1/loyalty/members/{customer_external_id}",
         "/api/v1/loyalty/members/{customer_external_id}/ledger",
@@ -39,8 +44,12 @@ def test_openapi_schema_is_served_and_lists_the_endpoints(db: None) -> None:
         "/api/v1/coupons/{code}/validate",
         "/api/v1/coupons/{code}/redeem",
         "/api/v1/coupons/{code}/release",
+        "/api/v1/coupons/templates",
+        "/api/v1/coupons/templates/{template_id}/codes",
     }
     assert set(schema["paths"]["/api/v1/customers"]) == {"get"}
+    assert set(schema["paths"]["/api/v1/loyalty/tiers"]) == {"get", "post"}
+    assert set(schema["paths"]["/api/v1/loyalty/category-multipliers/{category_path}"]) == {"put"}
     ingest_orders = schema["paths"]["/api/v1/ingest/orders"]["post"]
     assert ingest_orders["requestBody"]["content"]["application/json"]["schema"]["maxItems"] == (
         10_000

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
 from patron.analytics.models import AnalysisRun
+from patron.catalog.models import Category
 from patron.customers.models import Customer
+from patron.loyalty.coupons import create_coupon_template
 from patron.loyalty.ledger import adjust_points
 from patron.loyalty.members import enrol_member
+from patron.loyalty.models import (
+    CategoryMultiplier,
+    Coupon,
+    CouponTemplate,
+    Promotion,
+    Reward,
+    Tier,
+)
 
-ENDPOINTS: list[tuple[str, str, list[dict[str, object]] | None]] = [
+ENDPOINTS: list[tuple[str, str, list[dict[str, object]] | dict[str, object] | None]] = [
     ("get", "/api/v1/customers", None),
     ("get", "/api/v1/customers/00042", None),
     ("get", "/api/v1/analytics/segments", None),
@@ -38,12 +49,40 @@ ENDPOINTS: list[tuple[str, str, list[dict[str, object]] | None]] = [
     ("post", "/api/v1/loyalty/members/00042/adjustments", {"points": 5, "reason": "test"}),
     ("post", "/api/v1/loyalty/members/00042/redemptions", {"points": 1}),
     ("get", "/api/v1/coupons/ANYCODE/validate?customer=00042&order_total=10", None),
+    ("get", "/api/v1/loyalty/tiers", None),
+    ("post", "/api/v1/loyalty/tiers", {"name": "Gold", "threshold": "1000"}),
+    ("get", "/api/v1/loyalty/promotions", None),
+    (
+        "post",
+        "/api/v1/loyalty/promotions",
+        {
+            "name": "11.11",
+            "multiplier": "2",
+            "starts_at": "2024-11-11T00:00:00+08:00",
+            "ends_at": "2024-11-12T00:00:00+08:00",
+        },
+    ),
+    ("get", "/api/v1/loyalty/category-multipliers", None),
+    ("put", "/api/v1/loyalty/category-multipliers/Tea", {"multiplier": "2"}),
+    ("get", "/api/v1/loyalty/rewards", None),
+    ("post", "/api/v1/loyalty/rewards", {"name": "Mug", "kind": "gift", "points_cost": 100}),
+    (
+        "post",
+        "/api/v1/coupons/templates",
+        {"name": "10 off", "kind": "fixed_amount", "value": "10"},
+    ),
+    ("post", "/api/v1/coupons/templates/{template_id}/codes", {"count": 2}),
 ]
-#: What an authorised call answers where it is not 200 (the loyalty writes create something).
-SUCCESS_STATUS = {
-    "/api/v1/loyalty/members": 201,
-    "/api/v1/loyalty/members/00042/adjustments": 201,
-    "/api/v1/loyalty/members/00042/redemptions": 201,
+#: What an authorised call answers where it is not 200 (these writes create something).
+SUCCESS_STATUS: dict[tuple[str, str], int] = {
+    ("post", "/api/v1/loyalty/members"): 201,
+    ("post", "/api/v1/loyalty/members/00042/adjustments"): 201,
+    ("post", "/api/v1/loyalty/members/00042/redemptions"): 201,
+    ("post", "/api/v1/loyalty/tiers"): 201,
+    ("post", "/api/v1/loyalty/promotions"): 201,
+    ("post", "/api/v1/loyalty/rewards"): 201,
+    ("post", "/api/v1/coupons/templates"): 201,
+    ("post", "/api/v1/coupons/templates/{template_id}/codes"): 201,
 }
 
 CALLERS = [
@@ -72,6 +111,21 @@ def member_with_points(shop: dict[str, Customer]) -> None:
     """Customer 00042 is a loyalty member with points to redeem."""
     member = enrol_member(Customer.objects.get(external_id="00042"))
     adjust_points(member, 100, reason="welcome", actor="test", idempotency_key="welcome-00042")
+
+
+@pytest.fixture(autouse=True)
+def coupon_template(db: None) -> CouponTemplate:
+    """A coupon template whose codes the matrix makes, and category Tea for a multiplier."""
+    Category.objects.create(name="Tea", path="Tea")
+    return create_coupon_template(name="5 off", kind="fixed_amount", value=Decimal(5))
+
+
+def setup_rows() -> dict[str, int]:
+    """How many rows the programme's set-up has: a refused caller must add none."""
+    return {
+        model.__name__: model.objects.count()
+        for model in (Tier, Promotion, CategoryMultiplier, Reward, CouponTemplate, Coupon)
+    }
 
 
 @pytest.fixture
@@ -103,22 +157,33 @@ def caller_client(
 )
 def test_endpoint_answers_each_caller(
     caller_client: tuple[Client, dict[str, str]],
+    coupon_template: CouponTemplate,
     method: str,
     url: str,
-    body: list[dict[str, object]] | None,
+    body: list[dict[str, object]] | dict[str, object] | None,
     status: int,
     code: str | None,
 ) -> None:
     # given
     client, headers = caller_client
+    rows_before = setup_rows()
     # when
     if body is None:
         response = client.get(url, headers=headers)
     else:
         headers = {**headers, "Idempotency-Key": "permission-matrix"}
-        response = client.post(url, body, content_type="application/json", headers=headers)
+        response = getattr(client, method)(
+            url.format(template_id=coupon_template.pk),
+            body,
+            content_type="application/json",
+            headers=headers,
+        )
     # then
-    assert response.status_code == (SUCCESS_STATUS.get(url, 200) if status == 200 else status)
+    assert response.status_code == (
+        SUCCESS_STATUS.get((method, url), 200) if status == 200 else status
+    )
+    if status != 200:
+        assert setup_rows() == rows_before
     assert response["Content-Type"] == "application/json; charset=utf-8"
     if code is not None:
         assert response.json()["code"] == code

@@ -1,7 +1,10 @@
-"""``/api/v1/loyalty``: members, their points and ledger, adjustments and redemptions.
+"""``/api/v1/loyalty``: the programme and its set-up (tiers, promotions, category multipliers,
+the reward catalogue); members, their points and ledger, adjustments and redemptions.
 
-Writes that move points require an ``Idempotency-Key`` header (see ``patron.api.idempotency``):
-a retry with the same key gets the first answer, never a second posting.
+Writes that move points, and writes that add something each time they run (a promotion, a
+reward), require an ``Idempotency-Key`` header (see ``patron.api.idempotency``): a retry with
+the same key gets the first answer, never a second posting or a second row. Writes that set a
+value by name (a tier, a category multiplier, the programme's settings) may carry one.
 """
 
 from __future__ import annotations
@@ -10,13 +13,22 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from ninja import Body, Field, Query, Router, Schema, Status
+from pydantic import AwareDatetime
 
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
 from patron.api.schemas import ShopDateTime
-from patron.api.shortcuts import get_customer_or_404, input_error
+from patron.api.shortcuts import (
+    get_customer_or_404,
+    input_error,
+    invalid_request,
+    model_validation_error,
+)
+from patron.catalog.models import Category
+from patron.core.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 from patron.loyalty.errors import (
     IdempotencyConflictError,
     InsufficientPointsError,
@@ -26,11 +38,28 @@ from patron.loyalty.errors import (
 )
 from patron.loyalty.ledger import adjust_points, redeem_points
 from patron.loyalty.members import enrol_member, get_member
-from patron.loyalty.models import LedgerTransaction, Member, Programme, Referral, Reward
-from patron.loyalty.programme import configure_programme, get_programme
+from patron.loyalty.models import (
+    CategoryMultiplier,
+    CouponTemplate,
+    LedgerTransaction,
+    Member,
+    Programme,
+    Promotion,
+    Referral,
+    Reward,
+    Tier,
+)
+from patron.loyalty.models.programme import MULTIPLIER_DECIMAL_PLACES, MULTIPLIER_MAX_DIGITS
+from patron.loyalty.programme import (
+    add_promotion,
+    configure_programme,
+    get_programme,
+    set_category_multiplier,
+)
 from patron.loyalty.referrals import UNKNOWN_CODE, ReferralRefusedError, record_referral
-from patron.loyalty.rewards import RewardRefusedError, redeem_reward, reward_offers
+from patron.loyalty.rewards import RewardRefusedError, create_reward, redeem_reward, reward_offers
 from patron.loyalty.selectors import ledger_entries, member_balances, next_expiry
+from patron.loyalty.tiers import define_tier
 
 router = Router(tags=["loyalty"])
 
@@ -42,6 +71,8 @@ _ERRORS: dict[int, type[Schema]] = {
     422: ValidationErrorOut,
 }
 MAX_LEDGER_PAGE = 200
+#: The largest birthday bonus of a tier (the column is a 32-bit integer on PostgreSQL).
+MAX_BONUS_POINTS = 10**9
 
 
 class MemberIn(Schema):
@@ -209,6 +240,89 @@ class ProgrammeOut(Schema):
     promotions: list[PromotionOut]
 
 
+class TierIn(Schema):
+    """A tier to create, or to change when the programme has one of that name."""
+
+    name: str = Field(min_length=1, max_length=100, examples=["Gold"])
+    threshold: Decimal = Field(
+        max_digits=MONEY_MAX_DIGITS,
+        decimal_places=MONEY_DECIMAL_PLACES,
+        description="Qualifying points, or spend in the programme's currency, as its tier "
+        "metric says; the entry tier has 0",
+        examples=["5000"],
+    )
+    earn_multiplier: Decimal = Field(
+        Decimal(1),
+        max_digits=MULTIPLIER_MAX_DIGITS,
+        decimal_places=MULTIPLIER_DECIMAL_PLACES,
+        examples=["1.5"],
+    )
+    birthday_bonus_points: int = Field(0, le=MAX_BONUS_POINTS, examples=[200])
+    has_free_shipping: bool = False
+
+
+class PromotionIn(Schema):
+    """A time-boxed multiplier on orders placed in ``[starts_at, ends_at)``."""
+
+    name: str = Field(min_length=1, max_length=200, examples=["11.11 double points"])
+    multiplier: Decimal = Field(
+        max_digits=MULTIPLIER_MAX_DIGITS, decimal_places=MULTIPLIER_DECIMAL_PLACES, examples=["2"]
+    )
+    starts_at: AwareDatetime = Field(examples=["2024-11-11T00:00:00+08:00"])
+    ends_at: AwareDatetime = Field(examples=["2024-11-12T00:00:00+08:00"])
+
+
+class CategoryMultiplierIn(Schema):
+    """How many times the base rate lines of the category earn."""
+
+    multiplier: Decimal = Field(
+        max_digits=MULTIPLIER_MAX_DIGITS, decimal_places=MULTIPLIER_DECIMAL_PLACES, examples=["2"]
+    )
+
+
+class CategoryMultiplierOut(Schema):
+    """Lines of ``category`` (and of its sub-categories without one of their own) earn
+    ``multiplier`` times the base rate."""
+
+    category: str = Field(description="The category's path", examples=["Tea > Green tea"])
+    multiplier: str
+
+
+class RewardIn(Schema):
+    """A reward of the catalogue: a coupon (issues a personal code of ``coupon_template_id``),
+    free shipping or a gift, bought with ``points_cost`` points."""
+
+    name: str = Field(min_length=1, max_length=200, examples=["¥20 coupon"])
+    kind: str = Field(examples=["coupon", "free_shipping", "gift"])
+    points_cost: int = Field(examples=[2000])
+    description: str = Field("", max_length=2000)
+    coupon_template_id: int | None = Field(None, description="Required for a coupon reward")
+    stock: int | None = Field(None, description="Null: unlimited")
+    per_member_limit: int | None = Field(None, description="Null: no limit")
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+    eligible_tiers: list[str] = Field(
+        default_factory=list, description="Names of the tiers that may have it; empty: all"
+    )
+    segmentation: str = Field("", examples=["rfm"], description="Empty: every segment")
+    segment_codes: list[str] = Field(default_factory=list, examples=[["champions", "loyal"]])
+    is_active: bool = True
+
+
+class CatalogueRewardOut(RewardOut):
+    """A reward of the catalogue with its rules."""
+
+    description: str
+    coupon_template_id: int | None
+    per_member_limit: int | None
+    valid_from: ShopDateTime | None
+    valid_until: ShopDateTime | None
+    eligible_tiers: list[str] = Field(description="Tier names; empty: every tier")
+    segmentation: str
+    segment_codes: list[str]
+    is_active: bool
+
+
 _PROGRAMME_SETTINGS = (
     "name",
     "is_active",
@@ -240,27 +354,37 @@ def _programme_out(programme: Programme) -> dict[str, Any]:
     for name in _PROGRAMME_SETTINGS:
         value = getattr(programme, name)
         out[name] = str(value) if isinstance(value, Decimal) else value
-    out["tiers"] = [
-        {
-            "name": tier.name,
-            "threshold": str(tier.threshold.normalize()),
-            "earn_multiplier": str(tier.earn_multiplier.normalize()),
-            "birthday_bonus_points": tier.birthday_bonus_points,
-            "has_free_shipping": tier.has_free_shipping,
-        }
-        for tier in programme.tiers.order_by("threshold")
-    ]
+    out["tiers"] = [_tier_out(tier) for tier in programme.tiers.order_by("threshold")]
     out["promotions"] = [
-        {
-            "name": promotion.name,
-            "multiplier": str(promotion.multiplier.normalize()),
-            "starts_at": promotion.starts_at,
-            "ends_at": promotion.ends_at,
-            "is_active": promotion.is_active,
-        }
-        for promotion in programme.promotions.order_by("starts_at")
+        _promotion_out(promotion) for promotion in programme.promotions.order_by("starts_at")
     ]
     return out
+
+
+def _number(value: Decimal) -> str:
+    """A threshold or multiplier without trailing zeros and never in exponent form
+    (``1000``, ``1.5``; ``str(Decimal("1000").normalize())`` would give ``1E+3``)."""
+    return format(value.normalize(), "f")
+
+
+def _tier_out(tier: Tier) -> dict[str, Any]:
+    return {
+        "name": tier.name,
+        "threshold": _number(tier.threshold),
+        "earn_multiplier": _number(tier.earn_multiplier),
+        "birthday_bonus_points": tier.birthday_bonus_points,
+        "has_free_shipping": tier.has_free_shipping,
+    }
+
+
+def _promotion_out(promotion: Promotion) -> dict[str, Any]:
+    return {
+        "name": promotion.name,
+        "multiplier": _number(promotion.multiplier),
+        "starts_at": promotion.starts_at,
+        "ends_at": promotion.ends_at,
+        "is_active": promotion.is_active,
+    }
 
 
 class ReferralIn(Schema):
@@ -366,6 +490,156 @@ def change_programme(
     except LoyaltyError as error:
         raise _api_error(error) from error
     return _programme_out(programme)
+
+
+@router.get("/tiers", response={200: list[TierOut], **_ERRORS}, summary="The tiers")
+def list_tiers(request: HttpRequest) -> list[dict[str, Any]]:
+    """The programme's tiers, lowest threshold first."""
+    return [_tier_out(tier) for tier in get_programme().tiers.order_by("threshold")]
+
+
+@router.post(
+    "/tiers",
+    response={200: TierOut, 201: TierOut, **_ERRORS},
+    summary="Create or change a tier",
+)
+def save_tier(request: HttpRequest, body: TierIn) -> Status[dict[str, Any]]:
+    """Create the tier called ``name`` (201), or change the one of that name (200). Members
+    move to their new tier at their next qualifying change or the periodic tier review. A
+    threshold another tier has is a 422 naming it, with nothing changed."""
+    programme = get_programme()
+    existed = programme.tiers.filter(name=body.name.strip()).exists()
+    try:
+        tier = define_tier(
+            body.name,
+            body.threshold,
+            earn_multiplier=body.earn_multiplier,
+            birthday_bonus_points=body.birthday_bonus_points,
+            has_free_shipping=body.has_free_shipping,
+            programme=programme,
+        )
+    except LoyaltyInputError as error:
+        raise input_error(error) from error
+    return Status(200 if existed else 201, _tier_out(tier))
+
+
+@router.get("/promotions", response={200: list[PromotionOut], **_ERRORS}, summary="The promotions")
+def list_promotions(request: HttpRequest) -> list[dict[str, Any]]:
+    """The programme's promotions, earliest start first."""
+    programme = get_programme()
+    return [_promotion_out(promotion) for promotion in programme.promotions.order_by("starts_at")]
+
+
+@router.post("/promotions", response={201: PromotionOut, **_ERRORS}, summary="Add a promotion")
+def create_promotion(request: HttpRequest, body: PromotionIn) -> Status[dict[str, Any]]:
+    """Add a time-boxed multiplier (double points during 11.11); where promotions overlap an
+    order gets the largest, they do not stack. Needs an ``Idempotency-Key``."""
+    require_idempotency_key(request)
+    try:
+        promotion = add_promotion(body.name, body.multiplier, body.starts_at, body.ends_at)
+    except LoyaltyInputError as error:
+        raise input_error(error) from error
+    return Status(201, _promotion_out(promotion))
+
+
+@router.get(
+    "/category-multipliers",
+    response={200: list[CategoryMultiplierOut], **_ERRORS},
+    summary="The category multipliers",
+)
+def list_category_multipliers(request: HttpRequest) -> list[dict[str, Any]]:
+    """The programme's multipliers per category, by category path."""
+    rows = (
+        get_programme().category_multipliers.select_related("category").order_by("category__path")
+    )
+    return [_category_multiplier_out(row) for row in rows]
+
+
+@router.put(
+    "/category-multipliers/{path:category_path}",
+    response={200: CategoryMultiplierOut, **_ERRORS},
+    summary="Set a category multiplier",
+)
+def put_category_multiplier(
+    request: HttpRequest, category_path: str, body: CategoryMultiplierIn
+) -> dict[str, Any]:
+    """Make lines of the category (its path, ``Tea > Green tea``, URL-encoded) and of its
+    sub-categories without a multiplier of their own earn ``multiplier`` times the base rate;
+    setting it again replaces it. ``404 category_not_found`` for an unknown path."""
+    category = Category.objects.filter(path=category_path).first()
+    if category is None:
+        raise ApiError(404, "category_not_found", f"No category with path {category_path!r}.")
+    try:
+        row = set_category_multiplier(category, body.multiplier)
+    except LoyaltyInputError as error:
+        raise input_error(error) from error
+    return _category_multiplier_out(row)
+
+
+@router.get("/rewards", response={200: list[CatalogueRewardOut], **_ERRORS}, summary="The rewards")
+def list_rewards(request: HttpRequest) -> list[dict[str, Any]]:
+    """Every reward of the catalogue, switched off ones too, oldest first."""
+    rewards = get_programme().rewards.prefetch_related("eligible_tiers").order_by("pk")
+    return [_catalogue_reward_out(reward) for reward in rewards]
+
+
+@router.post("/rewards", response={201: CatalogueRewardOut, **_ERRORS}, summary="Add a reward")
+def add_reward(request: HttpRequest, body: RewardIn) -> Status[dict[str, Any]]:
+    """Add a reward to the catalogue. Every field is checked first; a bad one (an unknown
+    tier or coupon template, a coupon reward without a template, a validity that ends before
+    it starts ...) is a 422 naming it, and nothing is written. Needs an ``Idempotency-Key``."""
+    require_idempotency_key(request)
+    programme = get_programme()
+    tiers = list(programme.tiers.filter(name__in=body.eligible_tiers))
+    unknown_tiers = sorted(set(body.eligible_tiers) - {tier.name for tier in tiers})
+    if unknown_tiers:
+        raise invalid_request([("eligible_tiers", f"no tier named {', '.join(unknown_tiers)}")])
+    template = None
+    if body.coupon_template_id is not None:
+        template = CouponTemplate.objects.filter(pk=body.coupon_template_id).first()
+        if template is None:
+            raise invalid_request(
+                [("coupon_template_id", f"no coupon template #{body.coupon_template_id}")]
+            )
+    try:
+        reward = create_reward(
+            name=body.name,
+            kind=body.kind,
+            points_cost=body.points_cost,
+            programme=programme,
+            description=body.description,
+            coupon_template=template,
+            stock=body.stock,
+            per_member_limit=body.per_member_limit,
+            valid_from=body.valid_from,
+            valid_until=body.valid_until,
+            eligible_tiers=tiers,
+            segmentation=body.segmentation,
+            segment_codes=body.segment_codes,
+            is_active=body.is_active,
+        )
+    except ValidationError as error:
+        raise model_validation_error(error, {"coupon_template": "coupon_template_id"}) from error
+    return Status(201, _catalogue_reward_out(reward))
+
+
+def _category_multiplier_out(row: CategoryMultiplier) -> dict[str, Any]:
+    return {"category": row.category.path, "multiplier": _number(row.multiplier)}
+
+
+def _catalogue_reward_out(reward: Reward) -> dict[str, Any]:
+    return {
+        **_reward_out(reward),
+        "description": reward.description,
+        "coupon_template_id": reward.coupon_template_id,
+        "per_member_limit": reward.per_member_limit,
+        "valid_from": reward.valid_from,
+        "valid_until": reward.valid_until,
+        "eligible_tiers": sorted(tier.name for tier in reward.eligible_tiers.all()),
+        "segmentation": reward.segmentation,
+        "segment_codes": reward.segment_codes,
+        "is_active": reward.is_active,
+    }
 
 
 @router.post(
