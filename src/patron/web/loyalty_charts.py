@@ -49,6 +49,12 @@ def members_per_tier_figure(tiers: Sequence[TierSummary]) -> dict[str, Any]:
                 "rangemode": "tozero",
                 "tickformat": ",d",
                 "gridcolor": _GRID,
+                # A few members would otherwise get fractional (and, rounded, repeated) ticks.
+                **(
+                    {"dtick": 1}
+                    if max((summary.members for summary in tiers), default=0) <= 5
+                    else {}
+                ),
             },
             yaxis={"title": {"text": _("Tier")}, "automargin": True},
         )
@@ -59,7 +65,9 @@ def members_per_tier_figure(tiers: Sequence[TierSummary]) -> dict[str, Any]:
 def points_by_month_figure(months: Sequence[MonthPoints]) -> dict[str, Any]:
     """Points issued, redeemed and expired per month (grouped bars, shop-local months)."""
     language = get_language()
-    x = [month.month.isoformat() for month in months]
+    # Month labels as categories: the grouped bars then sit on their month's label (on a date
+    # axis they would straddle the first of the month). Numeric months read in both languages.
+    x = [f"{month.month:%Y-%m}" for month in months]
     figure = go.Figure()
     for name, values, colour in (
         (_("Issued"), [month.issued for month in months], BLUE),
@@ -81,15 +89,7 @@ def points_by_month_figure(months: Sequence[MonthPoints]) -> dict[str, Any]:
             barmode="group",
             hovermode="x unified",
             bargap=0.25,
-            xaxis={
-                "title": {"text": _("Month")},
-                "type": "date",
-                # Plotly ships English month names only; numeric months read in both languages.
-                "tickformat": "%Y-%m",
-                "hoverformat": "%Y-%m",
-                "dtick": "M1",
-                "gridcolor": _GRID,
-            },
+            xaxis={"title": {"text": _("Month")}, "type": "category", "gridcolor": _GRID},
             yaxis={
                 "title": {"text": _("Points per month")},
                 "tickformat": ",d",

@@ -8,6 +8,7 @@ Field names are the names of the loyalty functions' parameters, so an error that
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -51,6 +52,14 @@ PROGRAMME_SETTINGS = (
 
 def _datetime_input() -> forms.DateTimeInput:
     return forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+def plain_decimal(value: Decimal) -> Decimal:
+    """A stored decimal without its trailing zeros, never in exponent form (``1000.0000`` →
+    ``1000``, ``0.0100`` → ``0.01``), for a form's initial value."""
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1))
+    return value.normalize()
 
 
 def add_service_errors(form: forms.Form, error: LoyaltyInputError | ValidationError) -> None:
@@ -125,7 +134,11 @@ class ProgrammeForm(forms.Form):
     @staticmethod
     def initial_of(programme: Programme) -> dict[str, Any]:
         """The form's initial values: the programme's current settings."""
-        return {name: getattr(programme, name) for name in PROGRAMME_SETTINGS}
+        return {
+            name: plain_decimal(value) if isinstance(value, Decimal) else value
+            for name in PROGRAMME_SETTINGS
+            for value in [getattr(programme, name)]
+        }
 
 
 class TierForm(forms.Form):
@@ -149,8 +162,8 @@ class TierForm(forms.Form):
         """The values of an existing tier, to change it."""
         return {
             "name": tier.name,
-            "threshold": tier.threshold.normalize(),
-            "earn_multiplier": tier.earn_multiplier.normalize(),
+            "threshold": plain_decimal(tier.threshold),
+            "earn_multiplier": plain_decimal(tier.earn_multiplier),
             "birthday_bonus_points": tier.birthday_bonus_points,
             "has_free_shipping": tier.has_free_shipping,
         }
