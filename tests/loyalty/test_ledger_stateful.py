@@ -1,12 +1,13 @@
 """Hypothesis stateful test of the points ledger against a plain-Python reference model.
 
-Random orders (earning or not; one by one or in batches), partial and full refunds,
-redemptions, adjustments, activations and expiries while a clock advances, duplicate
-deliveries (same payload: the first result; another payload: a conflict). After every step:
-each transaction's postings sum to zero, balances from postings = selector = cached row,
-nothing negative except the recorded debt, every event applied once (one transaction per
-key, as many transactions as the model expects), expiry never took spent points, and the
-balances and every lot (remaining points, dates, state) equal the model's.
+Random orders (earning or not; one by one or in batches), partial and full refunds (new
+ones, or an earlier one growing), cancellations, redemptions, adjustments, activations and
+expiries while a clock advances, duplicate deliveries (same payload: the first result;
+another payload: a conflict). After every step: each transaction's postings sum to zero,
+balances from postings = selector = cached row, nothing negative except the recorded debt,
+every event applied once (one transaction per key, as many transactions as the model
+expects), expiry never took spent points, and the balances and every lot (remaining points,
+dates, state) equal the model's.
 
 The profile is derandomized (the same 50 runs of up to 40 steps every time) so CI is
 reproducible; ``PATRON_HYPOTHESIS_EXAMPLES=500 PATRON_HYPOTHESIS_RANDOM=1`` (and
@@ -26,6 +27,7 @@ from typing import Any
 
 import pytest
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -49,12 +51,15 @@ from patron.loyalty.ledger import (
     award_points_for_orders,
     expire_points,
     redeem_points,
+    reverse_points_for_cancellation,
     reverse_points_for_refund,
 )
 from patron.loyalty.members import enrol_member
 from patron.loyalty.models import LedgerTransaction, LotConsumption, Member, PointLot
 from patron.loyalty.programme import configure_programme, get_programme
 from patron.loyalty.selectors import MemberBalances
+from patron.orders.choices import OrderStatusChoices
+from patron.orders.models import Order, Refund
 from tests.loyalty.points_helpers import (
     assert_ledger_consistent,
     make_customer,
@@ -102,6 +107,8 @@ class ModelOrder:
     lot: ModelLot | None
     refunded: Decimal = Decimal(0)
     reversed: int = 0
+    last_refund: Refund | None = None
+    cancelled: bool = False
 
 
 @dataclass
@@ -290,48 +297,33 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         return ModelOrder(order=order, total=total, earned=expected, lot=lot)
 
-    @rule(placed=orders, percent=st.sampled_from([100, 100, 75, 50, 34, 10, 1]))
-    def refund(self, placed: ModelOrder, percent: int) -> None:
+    @rule(
+        placed=orders,
+        percent=st.sampled_from([100, 100, 75, 50, 34, 10, 1]),
+        grow=st.booleans(),
+    )
+    def refund(self, placed: ModelOrder, percent: int, grow: bool) -> None:
+        """A new refund, or (``grow``) the order's last refund growing by the amount, as a
+        later import row says: only the difference is reversed."""
         left = placed.total - placed.refunded
         if left <= 0:
             return
         amount = max(Decimal("0.01"), (left * percent / 100).quantize(Decimal("0.01")))
         amount = min(amount, left)
-        refund = make_refund(placed.order, amount, self.clock)
+        if grow and placed.last_refund is not None:
+            Refund.objects.filter(pk=placed.last_refund.pk).update(amount=F("amount") + amount)
+            # A new instance: earlier deliveries replay with the amount they were sent with.
+            refund = Refund.objects.get(pk=placed.last_refund.pk)
+        else:
+            refund = make_refund(placed.order, amount, self.clock)
+        placed.last_refund = refund
         key = self.next_key("refund")
         entry = reverse_points_for_refund(
             placed.order, refund, idempotency_key=key, as_of=self.clock, programme=self.programme
         )
         placed.refunded += amount
-        self.model.transactions += 1
-        expected = 0
-        if placed.earned:
-            kept = math.floor(
-                Fraction(placed.earned)
-                * Fraction(placed.total - placed.refunded)
-                / Fraction(placed.total)
-            )
-            expected = placed.earned - kept - placed.reversed
-            placed.reversed += expected
-            model = self.model
-            left_to_take = expected
-            # The order's own lot, other pending lots, other available lots, then debt.
-            own = [placed.lot] if placed.lot and placed.lot.remaining > 0 else []
-            for lots, pending in (
-                ([lot for lot in own if not lot.activated], True),
-                ([lot for lot in own if lot.activated], False),
-                (model.fifo(activated=False, exclude=placed.lot), True),
-                (model.fifo(activated=True, exclude=placed.lot), False),
-            ):
-                taken = model.take(lots, left_to_take)
-                left_to_take -= taken
-                if pending:
-                    model.pending -= taken
-                else:
-                    model.available -= taken
-            model.debt += left_to_take
-            model.lifetime_earned -= expected
-        assert entry.points == expected
+        assert entry.points == self.expect_reversal(placed)
+        assert entry.refunded_amount == amount
         self.deliveries.append(
             Delivery(
                 lambda: reverse_points_for_refund(
@@ -340,6 +332,68 @@ class LedgerMachine(RuleBasedStateMachine):
                 entry.pk,
             )
         )
+
+    @rule(placed=orders)
+    def cancel(self, placed: ModelOrder) -> None:
+        """The order is cancelled: every point it still holds comes back."""
+        if placed.cancelled:
+            return
+        Order.objects.filter(pk=placed.order.pk).update(status=OrderStatusChoices.CANCELLED)
+        order = Order.objects.get(pk=placed.order.pk)
+        key = self.next_key("cancel")
+        entry = reverse_points_for_cancellation(
+            order, idempotency_key=key, as_of=self.clock, programme=self.programme
+        )
+        assert entry.refunded_amount == placed.total - placed.refunded
+        placed.refunded = placed.total
+        placed.cancelled = True
+        assert entry.points == self.expect_reversal(placed)
+        # The same cancellation under another key (another source telling it) is the same.
+        again = reverse_points_for_cancellation(
+            order, idempotency_key=self.next_key("cancel"), programme=self.programme
+        )
+        assert again.pk == entry.pk
+        self.deliveries.append(
+            Delivery(
+                lambda: reverse_points_for_cancellation(
+                    order, idempotency_key=key, programme=self.programme
+                ),
+                entry.pk,
+            )
+        )
+
+    def expect_reversal(self, placed: ModelOrder) -> int:
+        """Apply to the model the reversal that brings ``placed`` to its refunded amount;
+        returns the points it takes back."""
+        self.model.transactions += 1
+        if not placed.earned:
+            return 0
+        kept = math.floor(
+            Fraction(placed.earned)
+            * Fraction(placed.total - placed.refunded)
+            / Fraction(placed.total)
+        )
+        expected = placed.earned - kept - placed.reversed
+        placed.reversed += expected
+        model = self.model
+        left_to_take = expected
+        # The order's own lot, other pending lots, other available lots, then debt.
+        own = [placed.lot] if placed.lot and placed.lot.remaining > 0 else []
+        for lots, pending in (
+            ([lot for lot in own if not lot.activated], True),
+            ([lot for lot in own if lot.activated], False),
+            (model.fifo(activated=False, exclude=placed.lot), True),
+            (model.fifo(activated=True, exclude=placed.lot), False),
+        ):
+            taken = model.take(lots, left_to_take)
+            left_to_take -= taken
+            if pending:
+                model.pending -= taken
+            else:
+                model.available -= taken
+        model.debt += left_to_take
+        model.lifetime_earned -= expected
+        return expected
 
     @rule(percent=st.sampled_from([100, 100, 90, 60, 30, 5, 101]))
     def redeem(self, percent: int) -> None:
