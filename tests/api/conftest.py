@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
@@ -39,6 +39,15 @@ def revoked_token(api_user: User) -> str:
 def expired_token(api_user: User) -> str:
     """The plaintext of a token that expired a second ago."""
     return create_token(api_user, "expired", timezone.now() - timedelta(seconds=1))[1]
+
+
+@pytest.fixture
+def manager_bearer(db: None) -> dict[str, str]:
+    """Request headers carrying a token of a loyalty manager (a non-staff user in the
+    ``loyalty_manager`` group: the tool a loyalty manager scripts with)."""
+    manager = User.objects.create_user("loyalty-tool", password="not-used-here")
+    manager.groups.add(Group.objects.get(name="loyalty_manager"))
+    return {"Authorization": f"Bearer {create_token(manager, 'set-up')[1]}"}
 
 
 @pytest.fixture

@@ -229,7 +229,7 @@ def put(client: Client, url: str, headers: dict[str, str], body: Any) -> tuple[i
 
 
 def test_the_programme_is_read_and_changed_setting_by_setting(
-    client: Client, bearer: dict[str, str]
+    client: Client, bearer: dict[str, str], manager_bearer: dict[str, str]
 ) -> None:
     status, programme = call(client, "get", "/api/v1/loyalty/programme", bearer)
     assert status == 200
@@ -239,13 +239,23 @@ def test_the_programme_is_read_and_changed_setting_by_setting(
     status, changed = put(
         client,
         "/api/v1/loyalty/programme",
-        bearer,
+        manager_bearer,
         {"points_per_unit": "2", "pending_days": 7, "expiry_policy": "end_of_year_after_earning"},
     )
     assert status == 200
     assert (changed["points_per_unit"], changed["pending_days"]) == ("2.0000", 7)
     assert changed["expiry_policy"] == "end_of_year_after_earning"
     assert call(client, "get", "/api/v1/loyalty/programme", bearer)[1] == changed
+
+
+def test_only_loyalty_managers_change_the_programme(client: Client, bearer: dict[str, str]) -> None:
+    # given: the token of a user in no staff role (a shop's order sync)
+    before = call(client, "get", "/api/v1/loyalty/programme", bearer)[1]
+    # when
+    status, body = put(client, "/api/v1/loyalty/programme", bearer, {"pending_days": 7})
+    # then
+    assert (status, body["code"]) == (403, "forbidden")
+    assert call(client, "get", "/api/v1/loyalty/programme", bearer)[1] == before
 
 
 @pytest.mark.parametrize(
@@ -258,10 +268,14 @@ def test_the_programme_is_read_and_changed_setting_by_setting(
     ],
 )
 def test_a_bad_programme_setting_is_a_422_naming_it_and_changes_nothing(
-    client: Client, bearer: dict[str, str], changes: dict[str, Any], field: str
+    client: Client,
+    bearer: dict[str, str],
+    manager_bearer: dict[str, str],
+    changes: dict[str, Any],
+    field: str,
 ) -> None:
     before = call(client, "get", "/api/v1/loyalty/programme", bearer)[1]
-    status, body = put(client, "/api/v1/loyalty/programme", bearer, changes)
+    status, body = put(client, "/api/v1/loyalty/programme", manager_bearer, changes)
     assert status == 422
     assert body["errors"][0]["field"] == field
     assert call(client, "get", "/api/v1/loyalty/programme", bearer)[1] == before
@@ -328,10 +342,10 @@ def test_a_redemption_names_points_or_a_reward_not_both(
 
 
 def test_a_setting_the_programme_refuses_gets_the_schema_error_body(
-    client: Client, bearer: dict[str, str]
+    client: Client, manager_bearer: dict[str, str]
 ) -> None:
     # when
-    status, body = put(client, "/api/v1/loyalty/programme", bearer, {"pending_days": -1})
+    status, body = put(client, "/api/v1/loyalty/programme", manager_bearer, {"pending_days": -1})
     # then: the same shape as a request that fails the schema, naming the field
     assert status == 422
     assert body == {

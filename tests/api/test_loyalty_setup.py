@@ -57,12 +57,14 @@ def field_error(field: str, message: str) -> dict[str, Any]:
 # --- tiers -------------------------------------------------------------------------------
 
 
-def test_tiers_are_listed_lowest_threshold_first(client: Client, bearer: dict[str, str]) -> None:
+def test_tiers_are_listed_lowest_threshold_first(
+    client: Client, manager_bearer: dict[str, str]
+) -> None:
     # given
     define_tier("Gold", 5000, earn_multiplier=Decimal("1.5"), birthday_bonus_points=200)
     define_tier("Member", 0)
     # when
-    status, tiers = call(client, "get", "/api/v1/loyalty/tiers", bearer)
+    status, tiers = call(client, "get", "/api/v1/loyalty/tiers", manager_bearer)
     # then
     assert status == 200
     assert tiers == [
@@ -83,13 +85,15 @@ def test_tiers_are_listed_lowest_threshold_first(client: Client, bearer: dict[st
     ]
 
 
-def test_a_tier_is_created_then_changed_by_name(client: Client, bearer: dict[str, str]) -> None:
+def test_a_tier_is_created_then_changed_by_name(
+    client: Client, manager_bearer: dict[str, str]
+) -> None:
     # when
     status, created = call(
         client,
         "post",
         "/api/v1/loyalty/tiers",
-        bearer,
+        manager_bearer,
         {"name": "Gold", "threshold": "5000", "earn_multiplier": "1.5", "has_free_shipping": True},
     )
     # then
@@ -103,13 +107,17 @@ def test_a_tier_is_created_then_changed_by_name(client: Client, bearer: dict[str
     }
     # when the same name comes again
     status, changed = call(
-        client, "post", "/api/v1/loyalty/tiers", bearer, {"name": "Gold", "threshold": "6000"}
+        client,
+        "post",
+        "/api/v1/loyalty/tiers",
+        manager_bearer,
+        {"name": "Gold", "threshold": "6000"},
     )
     # then it is the same tier, changed
     assert status == 200
     assert (changed["threshold"], changed["earn_multiplier"]) == ("6000", "1")
     assert list(Tier.objects.values_list("name", "threshold")) == [("Gold", Decimal(6000))]
-    assert call(client, "get", "/api/v1/loyalty/programme", bearer)[1]["tiers"] == [changed]
+    assert call(client, "get", "/api/v1/loyalty/programme", manager_bearer)[1]["tiers"] == [changed]
 
 
 @pytest.mark.parametrize(
@@ -126,12 +134,12 @@ def test_a_tier_is_created_then_changed_by_name(client: Client, bearer: dict[str
     ],
 )
 def test_a_bad_tier_is_a_422_naming_the_field_and_changes_nothing(
-    client: Client, bearer: dict[str, str], body: dict[str, Any], field: str, message: str
+    client: Client, manager_bearer: dict[str, str], body: dict[str, Any], field: str, message: str
 ) -> None:
     # given
     define_tier("Member", 0)
     # when
-    status, answer = call(client, "post", "/api/v1/loyalty/tiers", bearer, body)
+    status, answer = call(client, "post", "/api/v1/loyalty/tiers", manager_bearer, body)
     # then
     assert (status, answer) == (422, field_error(field, message))
     assert list(Tier.objects.values_list("name", "threshold")) == [("Member", Decimal(0))]
@@ -147,7 +155,9 @@ DOUBLE_ELEVEN = {
 }
 
 
-def test_promotions_are_listed_earliest_first(client: Client, bearer: dict[str, str]) -> None:
+def test_promotions_are_listed_earliest_first(
+    client: Client, manager_bearer: dict[str, str]
+) -> None:
     # given
     add_promotion(
         "Double 12",
@@ -162,7 +172,7 @@ def test_promotions_are_listed_earliest_first(client: Client, bearer: dict[str, 
         datetime(2024, 6, 18, 16, tzinfo=UTC),
     )
     # when
-    status, promotions = call(client, "get", "/api/v1/loyalty/promotions", bearer)
+    status, promotions = call(client, "get", "/api/v1/loyalty/promotions", manager_bearer)
     # then
     assert status == 200
     assert promotions == [
@@ -184,13 +194,15 @@ def test_promotions_are_listed_earliest_first(client: Client, bearer: dict[str, 
 
 
 def test_a_promotion_is_added_once_whatever_the_retries(
-    client: Client, bearer: dict[str, str]
+    client: Client, manager_bearer: dict[str, str]
 ) -> None:
     # when
     status, added = call(
-        client, "post", "/api/v1/loyalty/promotions", keyed(bearer, "p-1"), DOUBLE_ELEVEN
+        client, "post", "/api/v1/loyalty/promotions", keyed(manager_bearer, "p-1"), DOUBLE_ELEVEN
     )
-    again = call(client, "post", "/api/v1/loyalty/promotions", keyed(bearer, "p-1"), DOUBLE_ELEVEN)
+    again = call(
+        client, "post", "/api/v1/loyalty/promotions", keyed(manager_bearer, "p-1"), DOUBLE_ELEVEN
+    )
     # then
     assert status == 201
     assert added == {**DOUBLE_ELEVEN, "is_active": True}
@@ -201,10 +213,12 @@ def test_a_promotion_is_added_once_whatever_the_retries(
 
 
 def test_adding_a_promotion_needs_an_idempotency_key(
-    client: Client, bearer: dict[str, str]
+    client: Client, manager_bearer: dict[str, str]
 ) -> None:
     # when
-    status, answer = call(client, "post", "/api/v1/loyalty/promotions", bearer, DOUBLE_ELEVEN)
+    status, answer = call(
+        client, "post", "/api/v1/loyalty/promotions", manager_bearer, DOUBLE_ELEVEN
+    )
     # then
     assert (status, answer["code"]) == (422, "idempotency_key_required")
     assert not Promotion.objects.exists()
@@ -218,14 +232,18 @@ def test_adding_a_promotion_needs_an_idempotency_key(
     ],
 )
 def test_a_bad_promotion_is_a_422_naming_the_field_and_adds_nothing(
-    client: Client, bearer: dict[str, str], changes: dict[str, str], field: str, message: str
+    client: Client,
+    manager_bearer: dict[str, str],
+    changes: dict[str, str],
+    field: str,
+    message: str,
 ) -> None:
     # when
     status, answer = call(
         client,
         "post",
         "/api/v1/loyalty/promotions",
-        keyed(bearer, "p"),
+        keyed(manager_bearer, "p"),
         {**DOUBLE_ELEVEN, **changes},
     )
     # then
@@ -233,13 +251,15 @@ def test_a_bad_promotion_is_a_422_naming_the_field_and_adds_nothing(
     assert not Promotion.objects.exists()
 
 
-def test_a_promotion_without_a_time_zone_is_refused(client: Client, bearer: dict[str, str]) -> None:
+def test_a_promotion_without_a_time_zone_is_refused(
+    client: Client, manager_bearer: dict[str, str]
+) -> None:
     # when
     status, answer = call(
         client,
         "post",
         "/api/v1/loyalty/promotions",
-        keyed(bearer, "p"),
+        keyed(manager_bearer, "p"),
         {**DOUBLE_ELEVEN, "starts_at": "2024-11-11T00:00:00"},
     )
     # then
@@ -261,13 +281,13 @@ def green_tea() -> Category:
 
 
 def test_a_category_multiplier_is_set_then_replaced(
-    client: Client, bearer: dict[str, str], green_tea: Category
+    client: Client, manager_bearer: dict[str, str], green_tea: Category
 ) -> None:
     # given
     url = f"/api/v1/loyalty/category-multipliers/{quote(green_tea.path)}"
     # when
-    first = call(client, "put", url, bearer, {"multiplier": "2"})
-    second = call(client, "put", url, bearer, {"multiplier": "1.25"})
+    first = call(client, "put", url, manager_bearer, {"multiplier": "2"})
+    second = call(client, "put", url, manager_bearer, {"multiplier": "1.25"})
     # then
     assert first == (200, {"category": "茶 > 绿茶", "multiplier": "2"})
     assert second == (200, {"category": "茶 > 绿茶", "multiplier": "1.25"})
@@ -276,13 +296,13 @@ def test_a_category_multiplier_is_set_then_replaced(
 
 
 def test_category_multipliers_are_listed_by_path(
-    client: Client, bearer: dict[str, str], green_tea: Category
+    client: Client, manager_bearer: dict[str, str], green_tea: Category
 ) -> None:
     # given
     set_category_multiplier(green_tea, Decimal(3))
     set_category_multiplier(Category.objects.get(path="茶"), Decimal("0.5"))
     # when
-    status, rows = call(client, "get", "/api/v1/loyalty/category-multipliers", bearer)
+    status, rows = call(client, "get", "/api/v1/loyalty/category-multipliers", manager_bearer)
     # then
     assert status == 200
     assert rows == [
@@ -292,17 +312,21 @@ def test_category_multipliers_are_listed_by_path(
 
 
 def test_a_multiplier_of_an_unknown_category_or_below_zero_is_refused(
-    client: Client, bearer: dict[str, str], green_tea: Category
+    client: Client, manager_bearer: dict[str, str], green_tea: Category
 ) -> None:
     # when
     unknown = call(
-        client, "put", "/api/v1/loyalty/category-multipliers/Coffee", bearer, {"multiplier": "2"}
+        client,
+        "put",
+        "/api/v1/loyalty/category-multipliers/Coffee",
+        manager_bearer,
+        {"multiplier": "2"},
     )
     negative = call(
         client,
         "put",
         f"/api/v1/loyalty/category-multipliers/{quote(green_tea.path)}",
-        bearer,
+        manager_bearer,
         {"multiplier": "-2"},
     )
     # then
@@ -324,7 +348,7 @@ def twenty_off() -> CouponTemplate:
 
 
 def test_the_catalogue_lists_every_reward(
-    client: Client, bearer: dict[str, str], twenty_off: CouponTemplate
+    client: Client, manager_bearer: dict[str, str], twenty_off: CouponTemplate
 ) -> None:
     # given
     gold = define_tier("Gold", 5000)
@@ -338,7 +362,7 @@ def test_the_catalogue_lists_every_reward(
     )
     mug = create_reward(name="Mug", kind="gift", points_cost=800, stock=5, is_active=False)
     # when
-    status, rewards = call(client, "get", "/api/v1/loyalty/rewards", bearer)
+    status, rewards = call(client, "get", "/api/v1/loyalty/rewards", manager_bearer)
     # then
     assert status == 200
     assert rewards == [
@@ -378,7 +402,7 @@ def test_the_catalogue_lists_every_reward(
 
 
 def test_a_reward_is_added_to_the_catalogue(
-    client: Client, bearer: dict[str, str], twenty_off: CouponTemplate
+    client: Client, manager_bearer: dict[str, str], twenty_off: CouponTemplate
 ) -> None:
     # given
     define_tier("Gold", 5000)
@@ -392,7 +416,9 @@ def test_a_reward_is_added_to_the_catalogue(
         "eligible_tiers": ["Gold"],
     }
     # when
-    status, added = call(client, "post", "/api/v1/loyalty/rewards", keyed(bearer, "r-1"), body)
+    status, added = call(
+        client, "post", "/api/v1/loyalty/rewards", keyed(manager_bearer, "r-1"), body
+    )
     # then
     reward = Reward.objects.get()
     assert status == 201
@@ -432,13 +458,19 @@ def test_a_reward_is_added_to_the_catalogue(
     ],
 )
 def test_a_bad_reward_is_a_422_naming_the_field_and_adds_nothing(
-    client: Client, bearer: dict[str, str], changes: dict[str, Any], field: str, message: str
+    client: Client,
+    manager_bearer: dict[str, str],
+    changes: dict[str, Any],
+    field: str,
+    message: str,
 ) -> None:
     # given
     define_tier("Gold", 5000)
     body = {"name": "Mug", "kind": "gift", "points_cost": 800, **changes}
     # when
-    status, answer = call(client, "post", "/api/v1/loyalty/rewards", keyed(bearer, "r"), body)
+    status, answer = call(
+        client, "post", "/api/v1/loyalty/rewards", keyed(manager_bearer, "r"), body
+    )
     # then
     assert (status, answer) == (422, field_error(field, message))
     assert not Reward.objects.exists()
@@ -448,7 +480,7 @@ def test_a_bad_reward_is_a_422_naming_the_field_and_adds_nothing(
 
 
 def test_a_coupon_template_is_created(
-    client: Client, bearer: dict[str, str], green_tea: Category
+    client: Client, manager_bearer: dict[str, str], green_tea: Category
 ) -> None:
     # given
     body = {
@@ -461,7 +493,9 @@ def test_a_coupon_template_is_created(
         "per_customer_use_limit": 1,
     }
     # when
-    status, created = call(client, "post", "/api/v1/coupons/templates", keyed(bearer, "t"), body)
+    status, created = call(
+        client, "post", "/api/v1/coupons/templates", keyed(manager_bearer, "t"), body
+    )
     # then
     template = CouponTemplate.objects.get()
     assert status == 201
@@ -494,7 +528,7 @@ def test_a_coupon_template_is_created(
 )
 def test_a_bad_coupon_template_is_a_422_naming_the_field_and_adds_nothing(
     client: Client,
-    bearer: dict[str, str],
+    manager_bearer: dict[str, str],
     green_tea: Category,
     changes: dict[str, Any],
     field: str,
@@ -503,21 +537,23 @@ def test_a_bad_coupon_template_is_a_422_naming_the_field_and_adds_nothing(
     # given
     body = {"name": "10% off", "kind": "percentage", "value": "10", **changes}
     # when
-    status, answer = call(client, "post", "/api/v1/coupons/templates", keyed(bearer, "t"), body)
+    status, answer = call(
+        client, "post", "/api/v1/coupons/templates", keyed(manager_bearer, "t"), body
+    )
     # then
     assert (status, answer) == (422, field_error(field, message))
     assert not CouponTemplate.objects.exists()
 
 
 def test_codes_are_made_once_and_returned_once(
-    client: Client, bearer: dict[str, str], twenty_off: CouponTemplate
+    client: Client, manager_bearer: dict[str, str], twenty_off: CouponTemplate
 ) -> None:
     # given
     url = f"/api/v1/coupons/templates/{twenty_off.pk}/codes"
     body = {"count": 3, "prefix": "vip-"}
     # when
-    status, made = call(client, "post", url, keyed(bearer, "c-1"), body)
-    retried = call(client, "post", url, keyed(bearer, "c-1"), body)
+    status, made = call(client, "post", url, keyed(manager_bearer, "c-1"), body)
+    retried = call(client, "post", url, keyed(manager_bearer, "c-1"), body)
     # then
     assert status == 201
     assert (made["template_id"], made["count"]) == (twenty_off.pk, 3)
@@ -552,7 +588,7 @@ def test_codes_are_made_once_and_returned_once(
 )
 def test_bad_code_requests_are_a_422_naming_the_field_and_make_nothing(
     client: Client,
-    bearer: dict[str, str],
+    manager_bearer: dict[str, str],
     twenty_off: CouponTemplate,
     body: dict[str, Any],
     field: str,
@@ -560,7 +596,11 @@ def test_bad_code_requests_are_a_422_naming_the_field_and_make_nothing(
 ) -> None:
     # when
     status, answer = call(
-        client, "post", f"/api/v1/coupons/templates/{twenty_off.pk}/codes", keyed(bearer, "c"), body
+        client,
+        "post",
+        f"/api/v1/coupons/templates/{twenty_off.pk}/codes",
+        keyed(manager_bearer, "c"),
+        body,
     )
     # then
     assert (status, answer) == (422, field_error(field, message))
@@ -568,14 +608,22 @@ def test_bad_code_requests_are_a_422_naming_the_field_and_make_nothing(
 
 
 def test_codes_of_an_unknown_template_or_without_a_key_are_refused(
-    client: Client, bearer: dict[str, str], twenty_off: CouponTemplate
+    client: Client, manager_bearer: dict[str, str], twenty_off: CouponTemplate
 ) -> None:
     # when
     unknown = call(
-        client, "post", "/api/v1/coupons/templates/999999/codes", keyed(bearer, "c"), {"count": 1}
+        client,
+        "post",
+        "/api/v1/coupons/templates/999999/codes",
+        keyed(manager_bearer, "c"),
+        {"count": 1},
     )
     keyless = call(
-        client, "post", f"/api/v1/coupons/templates/{twenty_off.pk}/codes", bearer, {"count": 1}
+        client,
+        "post",
+        f"/api/v1/coupons/templates/{twenty_off.pk}/codes",
+        manager_bearer,
+        {"count": 1},
     )
     # then
     assert unknown == (
@@ -583,4 +631,31 @@ def test_codes_of_an_unknown_template_or_without_a_key_are_refused(
         {"code": "coupon_template_not_found", "message": "No coupon template #999999."},
     )
     assert (keyless[0], keyless[1]["code"]) == (422, "idempotency_key_required")
+    assert not Coupon.objects.exists()
+
+
+def test_a_caller_who_is_no_loyalty_manager_may_look_but_not_set_up(
+    client: Client, bearer: dict[str, str], twenty_off: CouponTemplate
+) -> None:
+    # given: the token of a user in no staff role (a shop's order sync)
+    define_tier("Member", 0)
+    # when
+    listed = call(client, "get", "/api/v1/loyalty/tiers", bearer)
+    tier = call(client, "post", "/api/v1/loyalty/tiers", bearer, {"name": "Gold", "threshold": "9"})
+    codes = call(
+        client,
+        "post",
+        f"/api/v1/coupons/templates/{twenty_off.pk}/codes",
+        keyed(bearer, "c"),
+        {"count": 5},
+    )
+    # then
+    assert (listed[0], [row["name"] for row in listed[1]]) == (200, ["Member"])
+    message = (
+        "Only administrators and loyalty managers change the loyalty programme: use a token "
+        "of a user in the loyalty_manager or admin group."
+    )
+    assert tier == (403, {"code": "forbidden", "message": message})
+    assert codes == (403, {"code": "forbidden", "message": message})
+    assert list(Tier.objects.values_list("name", flat=True)) == ["Member"]
     assert not Coupon.objects.exists()

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from patron.analytics.models import AnalysisRun
@@ -19,6 +19,7 @@ from patron.loyalty.models import (
     CategoryMultiplier,
     Coupon,
     CouponTemplate,
+    Programme,
     Promotion,
     Reward,
     Tier,
@@ -64,6 +65,7 @@ ENDPOINTS: list[tuple[str, str, list[dict[str, object]] | dict[str, object] | No
     ),
     ("get", "/api/v1/loyalty/category-multipliers", None),
     ("put", "/api/v1/loyalty/category-multipliers/Tea", {"multiplier": "2"}),
+    ("put", "/api/v1/loyalty/programme", {"pending_days": 7}),
     ("get", "/api/v1/loyalty/rewards", None),
     ("post", "/api/v1/loyalty/rewards", {"name": "Mug", "kind": "gift", "points_cost": 100}),
     (
@@ -85,15 +87,33 @@ SUCCESS_STATUS: dict[tuple[str, str], int] = {
     ("post", "/api/v1/coupons/templates/{template_id}/codes"): 201,
 }
 
+#: Writes that change the loyalty programme's set-up: loyalty managers and administrators only.
+LOYALTY_SET_UP = {
+    ("put", "/api/v1/loyalty/programme"),
+    ("post", "/api/v1/loyalty/tiers"),
+    ("post", "/api/v1/loyalty/promotions"),
+    ("put", "/api/v1/loyalty/category-multipliers/Tea"),
+    ("post", "/api/v1/loyalty/rewards"),
+    ("post", "/api/v1/coupons/templates"),
+    ("post", "/api/v1/coupons/templates/{template_id}/codes"),
+}
+
 CALLERS = [
-    # (caller, expected status, expected error code or None for success)
-    ("anonymous", 401, "unauthenticated"),
-    ("bad_token", 401, "unauthenticated"),
-    ("revoked_token", 401, "unauthenticated"),
-    ("expired_token", 401, "unauthenticated"),
-    ("valid_token", 200, None),
-    ("staff_session", 200, None),
-    ("non_staff_session", 403, "forbidden"),
+    # (caller, expected status, expected error code or None for success,
+    #  whether it may change the loyalty programme's set-up)
+    ("anonymous", 401, "unauthenticated", False),
+    ("bad_token", 401, "unauthenticated", False),
+    ("revoked_token", 401, "unauthenticated", False),
+    ("expired_token", 401, "unauthenticated", False),
+    ("valid_token", 200, None, False),
+    ("loyalty_manager_token", 200, None, True),
+    ("staff_session", 200, None, False),
+    ("admin_session", 200, None, True),
+    ("loyalty_manager_session", 200, None, True),
+    ("marketer_session", 200, None, False),
+    ("service_agent_session", 200, None, False),
+    ("analyst_session", 200, None, False),
+    ("non_staff_session", 403, "forbidden", False),
 ]
 
 
@@ -120,6 +140,11 @@ def coupon_template(db: None) -> CouponTemplate:
     return create_coupon_template(name="5 off", kind="fixed_amount", value=Decimal(5))
 
 
+def read_programme_settings() -> dict[str, object]:
+    """The programme's settings as stored (none before it exists)."""
+    return dict(Programme.objects.values().first() or {})
+
+
 def setup_rows() -> dict[str, int]:
     """How many rows the programme's set-up has: a refused caller must add none."""
     return {
@@ -141,19 +166,27 @@ def caller_client(
     if caller in ("revoked_token", "expired_token", "valid_token"):
         plaintext: str = request.getfixturevalue(caller.replace("valid_", ""))
         return Client(), {"Authorization": f"Bearer {plaintext}"}
+    if caller == "loyalty_manager_token":
+        return Client(), request.getfixturevalue("manager_bearer")
     if caller == "staff_session":
         return request.getfixturevalue("staff_client"), {}
     client = Client()
+    if caller.endswith("_session") and caller != "non_staff_session":
+        role = caller.removesuffix("_session")
+        staff = User.objects.create_user(role, password="role-pass-1", is_staff=True)
+        staff.groups.add(Group.objects.get(name=role))
+        client.force_login(staff)
+        return client, {}
     client.force_login(User.objects.create_user("clerk", password="clerk-pass-1"))
     return client, {}
 
 
 @pytest.mark.parametrize(("method", "url", "body"), ENDPOINTS)
 @pytest.mark.parametrize(
-    ("caller_client", "status", "code"),
+    ("caller_client", "status", "code", "may_set_up"),
     CALLERS,
     indirect=["caller_client"],
-    ids=[caller for caller, _, _ in CALLERS],
+    ids=[caller for caller, _, _, _ in CALLERS],
 )
 def test_endpoint_answers_each_caller(
     caller_client: tuple[Client, dict[str, str]],
@@ -163,10 +196,14 @@ def test_endpoint_answers_each_caller(
     body: list[dict[str, object]] | dict[str, object] | None,
     status: int,
     code: str | None,
+    may_set_up: bool,
 ) -> None:
     # given
     client, headers = caller_client
+    if status == 200 and (method, url) in LOYALTY_SET_UP and not may_set_up:
+        status, code = 403, "forbidden"
     rows_before = setup_rows()
+    programme_before = read_programme_settings()
     # when
     if body is None:
         response = client.get(url, headers=headers)
@@ -184,6 +221,7 @@ def test_endpoint_answers_each_caller(
     )
     if status != 200:
         assert setup_rows() == rows_before
+        assert read_programme_settings() == programme_before
     assert response["Content-Type"] == "application/json; charset=utf-8"
     if code is not None:
         assert response.json()["code"] == code

@@ -19,6 +19,7 @@ from pydantic import AwareDatetime
 
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
+from patron.api.permissions import require_loyalty_configurer
 from patron.api.schemas import ShopDateTime, format_amount
 from patron.api.shortcuts import (
     get_customer_or_404,
@@ -214,7 +215,9 @@ def create_template(request: HttpRequest, body: CouponTemplateIn) -> Status[dict
     """Create the rules of a coupon campaign; its codes are made with ``/codes``. Every field
     is checked first; a bad one (a value that does not fit the kind, an unknown category, a
     validity that ends before it starts ...) is a 422 naming it, and nothing is written.
-    Needs an ``Idempotency-Key``."""
+    Needs an ``Idempotency-Key``.
+    Loyalty managers and administrators only (403 for other callers)."""
+    require_loyalty_configurer(request)
     require_idempotency_key(request)
     categories = list(Category.objects.filter(path__in=body.categories))
     unknown = sorted(set(body.categories) - {category.path for category in categories})
@@ -248,7 +251,9 @@ def create_template(request: HttpRequest, body: CouponTemplateIn) -> Status[dict
 def create_codes(request: HttpRequest, template_id: int, body: CodesIn) -> Status[dict[str, Any]]:
     """Make ``count`` new unique, unguessable codes of the template (at most 10,000 a request)
     and return them; this answer is the only place that lists them. ``404
-    coupon_template_not_found`` for an unknown template. Needs an ``Idempotency-Key``."""
+    coupon_template_not_found`` for an unknown template. Needs an ``Idempotency-Key``.
+    Loyalty managers and administrators only (403 for other callers)."""
+    require_loyalty_configurer(request)
     require_idempotency_key(request)
     if not 1 <= body.count <= MAX_CODES_PER_REQUEST:
         raise invalid_request(

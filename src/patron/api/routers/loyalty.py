@@ -5,6 +5,9 @@ Writes that move points, and writes that add something each time they run (a pro
 reward), require an ``Idempotency-Key`` header (see ``patron.api.idempotency``): a retry with
 the same key gets the first answer, never a second posting or a second row. Writes that set a
 value by name (a tier, a category multiplier, the programme's settings) may carry one.
+
+Every caller may read; only loyalty managers and administrators change the programme and its
+set-up (``patron.api.permissions``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pydantic import AwareDatetime
 
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
+from patron.api.permissions import require_loyalty_configurer
 from patron.api.schemas import ShopDateTime
 from patron.api.shortcuts import (
     get_customer_or_404,
@@ -484,7 +488,9 @@ def change_programme(
     request: HttpRequest, changes: dict[str, Any] = _PROGRAMME_BODY
 ) -> dict[str, Any]:
     """Change some of the programme's settings; every value is checked first and a bad one
-    is a 422 naming it, with nothing changed. Tiers and promotions are not changed here."""
+    is a 422 naming it, with nothing changed. Tiers and promotions are not changed here.
+    Loyalty managers and administrators only (403 for other callers)."""
+    require_loyalty_configurer(request)
     try:
         programme = configure_programme(**changes)
     except LoyaltyError as error:
@@ -506,7 +512,9 @@ def list_tiers(request: HttpRequest) -> list[dict[str, Any]]:
 def save_tier(request: HttpRequest, body: TierIn) -> Status[dict[str, Any]]:
     """Create the tier called ``name`` (201), or change the one of that name (200). Members
     move to their new tier at their next qualifying change or the periodic tier review. A
-    threshold another tier has is a 422 naming it, with nothing changed."""
+    threshold another tier has is a 422 naming it, with nothing changed.
+    Loyalty managers and administrators only (403 for other callers)."""
+    require_loyalty_configurer(request)
     programme = get_programme()
     existed = programme.tiers.filter(name=body.name.strip()).exists()
     try:
@@ -533,7 +541,9 @@ def list_promotions(request: HttpRequest) -> list[dict[str, Any]]:
 @router.post("/promotions", response={201: PromotionOut, **_ERRORS}, summary="Add a promotion")
 def create_promotion(request: HttpRequest, body: PromotionIn) -> Status[dict[str, Any]]:
     """Add a time-boxed multiplier (double points during 11.11); where promotions overlap an
-    order gets the largest, they do not stack. Needs an ``Idempotency-Key``."""
+    order gets the largest, they do not stack. Needs an ``Idempotency-Key``.
+    Loyalty managers and administrators only (403 for other callers)."""
+    require_loyalty_configurer(request)
     require_idempotency_key(request)
     try:
         promotion = add_promotion(body.name, body.multiplier, body.starts_at, body.ends_at)
@@ -565,7 +575,9 @@ def put_category_multiplier(
 ) -> dict[str, Any]:
     """Make lines of the category (its path, ``Tea > Green tea``, URL-encoded) and of its
     sub-categories without a multiplier of their own earn ``multiplier`` times the base rate;
-    setting it again replaces it. ``404 category_not_found`` for an unknown path."""
+    setting it again replaces it. ``404 category_not_found`` for an unknown path.
+    Loyalty managers and administrators only (403 for other callers)."""
+    require_loyalty_configurer(request)
     category = Category.objects.filter(path=category_path).first()
     if category is None:
         raise ApiError(404, "category_not_found", f"No category with path {category_path!r}.")
@@ -587,7 +599,9 @@ def list_rewards(request: HttpRequest) -> list[dict[str, Any]]:
 def add_reward(request: HttpRequest, body: RewardIn) -> Status[dict[str, Any]]:
     """Add a reward to the catalogue. Every field is checked first; a bad one (an unknown
     tier or coupon template, a coupon reward without a template, a validity that ends before
-    it starts ...) is a 422 naming it, and nothing is written. Needs an ``Idempotency-Key``."""
+    it starts ...) is a 422 naming it, and nothing is written. Needs an ``Idempotency-Key``.
+    Loyalty managers and administrators only (403 for other callers)."""
+    require_loyalty_configurer(request)
     require_idempotency_key(request)
     programme = get_programme()
     tiers = list(programme.tiers.filter(name__in=body.eligible_tiers))
