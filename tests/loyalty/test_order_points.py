@@ -311,3 +311,17 @@ def test_sync_orders_command_settles_every_order(programme: Programme) -> None:
         "2 orders: 2 orders earned 50 points, 0 refunds or cancellations took back 0"
     )
     assert assert_ledger_consistent(Member.objects.get()).pending == 50
+
+
+def test_a_late_redelivery_of_the_payment_after_a_cancellation_gets_its_answer(
+    member: Member,
+) -> None:
+    order = make_order(member.customer, 100, T0)
+    earned = _earned(order)
+    order = _set_status(order, OrderStatusChoices.CANCELLED)
+
+    again = award_points_for_order(order, idempotency_key=f"paid:{order.external_id}", as_of=T0)
+
+    assert again.pk == earned.pk
+    with pytest.raises(LoyaltyInputError, match="is cancelled; only paid orders earn"):
+        award_points_for_order(order, idempotency_key="another-key", as_of=T0)

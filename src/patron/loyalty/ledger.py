@@ -332,11 +332,15 @@ def award_points_for_order(
     if not isinstance(order, Order) or order.pk is None:
         raise LoyaltyInputError("order", f"must be a saved order, not {order!r}")
     key = _check_key(idempotency_key)
+    fingerprint = _fingerprint({"action": "award", "order": order.external_id})
     if order.status not in PAID_STATUSES:
+        # A late re-delivery of the payment, after the order was cancelled, gets its answer.
+        found = _find(key, Kind.EARN, fingerprint)
+        if found is not None:
+            return found
         raise LoyaltyInputError(
             "order.status", f"order {order.external_id} is {order.status}; only paid orders earn"
         )
-    fingerprint = _fingerprint({"action": "award", "order": order.external_id})
     as_of = as_of or timezone.now()
     programme = programme or get_programme()
     member_id = enrol_member(order.customer, as_of=as_of, programme=programme).pk

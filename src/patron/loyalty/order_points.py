@@ -37,7 +37,8 @@ from patron.loyalty.ledger import (
 from patron.loyalty.models import LedgerTransaction, Programme
 from patron.loyalty.models.coupons import CouponRedemption
 from patron.loyalty.models.ledger import TransactionKindChoices
-from patron.loyalty.programme import CANCELLED_STATUSES, PAID_STATUSES, active_programme
+from patron.loyalty.programme import CANCELLED_STATUSES, PAID_STATUSES
+from patron.loyalty.selectors import find_programme
 from patron.orders.choices import OrderStatusChoices
 from patron.orders.models import Order, Refund
 
@@ -93,7 +94,7 @@ def sync_order_points(
     """Apply to the ledger what the current state of the orders ``order_ids`` (primary keys;
     None: every order) asks for: earn, reverse refunds, give back cancelled orders' points and
     coupon uses. Running it again changes nothing (every action has its idempotency key)."""
-    programme = programme or active_programme()
+    programme = programme or find_programme()
     result = OrderPointsSync(programme)
     if programme is None:
         return result

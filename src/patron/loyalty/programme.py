@@ -26,6 +26,7 @@ from patron.loyalty.models.programme import (
     TierMetricChoices,
     TierWindowChoices,
 )
+from patron.loyalty.selectors import find_programme
 from patron.orders.choices import OrderStatusChoices
 from patron.orders.models import Order
 
@@ -39,20 +40,15 @@ _MAX_PENDING_DAYS = 366
 _MAX_EXPIRY_MONTHS = 120
 
 
-def active_programme() -> Programme | None:
-    """The shop's programme (the first active one), or None when none is set up."""
-    return Programme.objects.filter(is_active=True).order_by("pk").first()
-
-
 def get_programme() -> Programme:
     """The shop's programme (the first active one), created with the defaults on first use."""
-    programme = active_programme()
+    programme = find_programme()
     if programme is not None:
         return programme
     with transaction.atomic():
         # Two first callers at once: the lock on the (empty) range does not exist, so re-read
         # inside the transaction; on SQLite BEGIN IMMEDIATE already serialises them.
-        programme = Programme.objects.filter(is_active=True).order_by("pk").first()
+        programme = find_programme()
         if programme is None:
             programme = Programme.objects.create(name="Loyalty programme")
     return programme
