@@ -62,7 +62,13 @@ from patron.loyalty.programme import (
 )
 from patron.loyalty.referrals import UNKNOWN_CODE, ReferralRefusedError, record_referral
 from patron.loyalty.rewards import RewardRefusedError, create_reward, redeem_reward, reward_offers
-from patron.loyalty.selectors import ledger_entries, member_balances, next_expiry
+from patron.loyalty.selectors import (
+    ledger_entries,
+    member_balances,
+    next_expiry,
+    programme_category_multipliers,
+    programme_rewards,
+)
 from patron.loyalty.tiers import define_tier
 
 router = Router(tags=["loyalty"])
@@ -559,9 +565,7 @@ def create_promotion(request: HttpRequest, body: PromotionIn) -> Status[dict[str
 )
 def list_category_multipliers(request: HttpRequest) -> list[dict[str, Any]]:
     """The programme's multipliers per category, by category path."""
-    rows = (
-        get_programme().category_multipliers.select_related("category").order_by("category__path")
-    )
+    rows = programme_category_multipliers(get_programme())
     return [_category_multiplier_out(row) for row in rows]
 
 
@@ -590,8 +594,9 @@ def put_category_multiplier(
 
 @router.get("/rewards", response={200: list[CatalogueRewardOut], **_ERRORS}, summary="The rewards")
 def list_rewards(request: HttpRequest) -> list[dict[str, Any]]:
-    """Every reward of the catalogue, switched off ones too, oldest first."""
-    rewards = get_programme().rewards.prefetch_related("eligible_tiers").order_by("pk")
+    """Every reward of the catalogue, switched off ones too: active ones first, then by
+    points cost."""
+    rewards = programme_rewards(get_programme())
     return [_catalogue_reward_out(reward) for reward in rewards]
 
 
