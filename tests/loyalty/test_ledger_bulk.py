@@ -237,12 +237,11 @@ def test_an_unpaid_order_refuses_the_batch_before_anything_is_written(
 
 
 def test_statements_do_not_grow_with_the_batch(programme: Programme) -> None:
-    customers = [make_customer() for _ in range(5)]
-    for customer in customers:
-        enrol_member(customer, as_of=AS_OF - 400 * DAY)
-
-    def statements(count: int) -> int:
-        orders = [make_order(customers[i % 5], 20, AS_OF - DAY) for i in range(count)]
+    def statements(count: int, age: timedelta = DAY) -> int:
+        customers = [make_customer() for _ in range(5)]
+        for customer in customers:
+            enrol_member(customer, as_of=AS_OF - 400 * DAY)
+        orders = [make_order(customers[i % 5], 20, AS_OF - age) for i in range(count)]
         with CaptureQueriesContext(connection) as queries:
             award_points_for_orders(
                 orders, idempotency_keys=[f"k:{order.pk}" for order in orders], as_of=AS_OF
@@ -250,3 +249,5 @@ def test_statements_do_not_grow_with_the_batch(programme: Programme) -> None:
         return len(queries.captured_queries)
 
     assert statements(50) == statements(10)
+    # Orders past their return window also become available set-based.
+    assert statements(50, 40 * DAY) == statements(10, 40 * DAY)

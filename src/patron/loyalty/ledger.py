@@ -30,9 +30,10 @@ from fractions import Fraction
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import BigIntegerField, Case, F, Q, Value, When
+from django.db.models import F, Q
 from django.utils import timezone
 
+from patron.core.bulk import update_integers
 from patron.customers.models import Customer
 from patron.loyalty.errors import (
     IdempotencyConflictError,
@@ -598,24 +599,82 @@ def _award_batch(
     earned: dict[int, int] = defaultdict(int)
     for entry, _ in earning:
         earned[entry.member_id] += entry.points
-    members_earning = sorted(earned)
-    for start in range(0, len(members_earning), 500):
-        # One UPDATE per 500 members instead of one per member (the rows are locked already).
-        chunk = members_earning[start : start + 500]
-        delta = Case(
-            *[When(member_id=member_id, then=Value(earned[member_id])) for member_id in chunk],
-            default=Value(0),
-            output_field=BigIntegerField(),
-        )
-        PointBalance.objects.filter(member_id__in=chunk).update(
-            pending=F("pending") + delta, lifetime_earned=F("lifetime_earned") + delta
-        )
-    for lot in lots:
-        if lot.available_at <= as_of:
-            # The return window has already passed (an old order, or no pending period).
+    _add_to_balances(pending=earned, lifetime_earned=earned)
+    # Lots whose return window has already passed (old orders, or no pending period) become
+    # available at once. Members in debt repay it after each activation, one lot at a time
+    # as one by one does; the others' activations are written together.
+    due = [lot for lot in lots if lot.available_at <= as_of]
+    in_debt = set(
+        PointBalance.objects.filter(
+            member_id__in={lot.member_id for lot in due}, debt__gt=0
+        ).values_list("member_id", flat=True)
+    )
+    _activate_new_lots([lot for lot in due if lot.member_id not in in_debt])
+    for lot in due:
+        if lot.member_id in in_debt:
             member = members[lot.member_id]
             _repay_debt(member, as_of, _activate_lot(member, lot))
     return results
+
+
+def _add_to_balances(**deltas: dict[int, int]) -> None:
+    """Add ``deltas[field][member_id]`` to the members' cached balances, one statement per
+    500 members instead of one per member (the rows are locked already)."""
+    fields = sorted(deltas)
+    member_ids = sorted({member_id for delta in deltas.values() for member_id in delta})
+    update_integers(
+        PointBalance._meta.db_table,
+        "member_id",
+        fields,
+        [
+            [member_id, *(deltas[field].get(member_id, 0) for field in fields)]
+            for member_id in member_ids
+        ],
+        add=True,
+    )
+
+
+def _activate_new_lots(lots: list[PointLot]) -> None:
+    """The ``activate`` transactions of lots written in this database transaction (nothing
+    consumed them yet), set-based: the same rows as :func:`_activate_lot` on each."""
+    if not lots:
+        return
+    entries = LedgerTransaction.objects.bulk_create(
+        [
+            LedgerTransaction(
+                programme_id=lot.earned_by.programme_id,
+                member_id=lot.member_id,
+                kind=Kind.ACTIVATE,
+                idempotency_key=f"activate:lot:{lot.pk}",
+                request_fingerprint=_fingerprint({"action": "activate", "lot": lot.pk}),
+                points=lot.points,
+                occurred_at=lot.available_at,
+                related_transaction_id=lot.earned_by_id,
+                reason="return window passed",
+            )
+            for lot in lots
+        ]
+    )
+    Posting.objects.bulk_create(
+        [
+            Posting(transaction=entry, member_id=entry.member_id, account=account, points=points)
+            for entry in entries
+            for account, points in (
+                (Account.MEMBER_PENDING, -entry.points),
+                (Account.MEMBER_AVAILABLE, entry.points),
+            )
+        ]
+    )
+    update_integers(
+        PointLot._meta.db_table,
+        "id",
+        ["activated_by_id"],
+        [[lot.pk, entry.pk] for lot, entry in zip(lots, entries, strict=True)],
+    )
+    activated: dict[int, int] = defaultdict(int)
+    for lot in lots:
+        activated[lot.member_id] += lot.points
+    _add_to_balances(pending={k: -v for k, v in activated.items()}, available=activated)
 
 
 def reverse_points_for_refund(
