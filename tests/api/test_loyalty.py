@@ -248,6 +248,20 @@ def test_the_programme_is_read_and_changed_setting_by_setting(
     assert call(client, "get", "/api/v1/loyalty/programme", bearer)[1] == changed
 
 
+def test_the_programme_start_is_set_and_read_in_the_shop_zone(
+    client: Client, bearer: dict[str, str], manager_bearer: dict[str, str]
+) -> None:
+    assert call(client, "get", "/api/v1/loyalty/programme", bearer)[1]["earns_from"] is None
+
+    status, changed = put(
+        client, "/api/v1/loyalty/programme", manager_bearer, {"earns_from": "2026-03-01"}
+    )
+
+    assert (status, changed["earns_from"]) == (200, "2026-03-01T00:00:00+08:00")
+    status, body = put(client, "/api/v1/loyalty/programme", manager_bearer, {"earns_from": "soon"})
+    assert (status, body["errors"][0]["field"]) == (422, "earns_from")
+
+
 def test_only_loyalty_managers_change_the_programme(client: Client, bearer: dict[str, str]) -> None:
     # given: the token of a user in no staff role (a shop's order sync)
     before = call(client, "get", "/api/v1/loyalty/programme", bearer)[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
-from patron.web.roles import StaffRoleChoices
+from patron.core.roles import StaffRoleChoices
 
 
 @pytest.mark.django_db

@@ -18,7 +18,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -36,6 +35,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from patron.core.roles import can_configure_loyalty
 from patron.loyalty.coupons import create_coupon_template, generate_coupon_codes
 from patron.loyalty.errors import LoyaltyInputError
 from patron.loyalty.models import Coupon, CouponTemplate, Programme, Tier
@@ -70,26 +70,12 @@ from patron.web.loyalty_forms import (
     TierForm,
     add_service_errors,
 )
-from patron.web.roles import StaffRoleChoices
 from patron.web.views import View, staff_required
 
-#: Roles that may change the programme; every other staff role may only look.
-CONFIGURING_ROLES = (StaffRoleChoices.ADMIN, StaffRoleChoices.LOYALTY_MANAGER)
 #: Codes listed per page of a coupon template.
 CODES_PER_PAGE = 50
 #: Months of the points chart of the overview.
 CHART_MONTHS = 12
-
-
-def can_configure_loyalty(user: AbstractBaseUser | AnonymousUser) -> bool:
-    """Whether ``user`` may change the loyalty programme: a superuser, or a member of the
-    ``admin`` or ``loyalty_manager`` group. Marketers, analysts and agents may only look."""
-    if not user.is_authenticated:
-        return False
-    if getattr(user, "is_superuser", False):
-        return True
-    groups = getattr(user, "groups", None)
-    return bool(groups is not None and groups.filter(name__in=CONFIGURING_ROLES).exists())
 
 
 def configurer_required(view: View) -> View:

@@ -246,6 +246,9 @@ class ProgrammeOut(Schema):
     tier_metric: str = Field(examples=["points", "spend"])
     tier_window: str = Field(examples=["rolling_12_months", "calendar_year", "lifetime"])
     downgrade_grace_days: int
+    earns_from: ShopDateTime | None = Field(
+        description="Orders placed before this moment earn nothing (null: every order)"
+    )
     tiers: list[TierOut]
     promotions: list[PromotionOut]
 
@@ -348,6 +351,7 @@ _PROGRAMME_SETTINGS = (
     "tier_metric",
     "tier_window",
     "downgrade_grace_days",
+    "earns_from",
 )
 _PROGRAMME_BODY = Body(
     ...,

@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-# Frozen here rather than imported from patron.web.roles: a migration must keep meaning what
+# Frozen here rather than imported from patron.core.roles: a migration must keep meaning what
 # it meant when it was written.
 ROLE_CODENAMES = ["admin", "loyalty_manager", "marketer", "service_agent", "analyst"]
 
