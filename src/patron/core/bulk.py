@@ -13,10 +13,11 @@ import io
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC
 from typing import Any
 
 import polars as pl
-from django.db import connection
+from django.db import connection, models
 
 #: Keys per ``IN (...)`` list; below SQLite's historical limit of 999 parameters.
 IN_CHUNK = 900
@@ -73,7 +74,12 @@ def insert_frame(
     """
     if frame.height == 0:
         return
-    constants = dict(constants or {})
+    # The raw cursors below raise the driver's errors; callers catch Django's (IntegrityError).
+    with connection.wrap_database_errors:
+        _insert_frame(table, frame, dict(constants or {}))
+
+
+def _insert_frame(table: str, frame: pl.DataFrame, constants: dict[str, Any]) -> None:
     if is_postgres():
         frame = to_db_values(
             frame.with_columns(pl.lit(value).alias(name) for name, value in constants.items())
@@ -143,6 +149,43 @@ def update_rows(table: str, frame: pl.DataFrame, key: str = "id") -> None:
             f"WHERE {connection.ops.quote_name(key)} = %s",
             rows,
         )
+
+
+def _polars_type(field: models.Field[Any, Any]) -> pl.DataType:
+    if isinstance(field, models.DecimalField):
+        return pl.Decimal(field.max_digits, field.decimal_places)
+    if isinstance(field, models.DateTimeField):
+        return pl.Datetime("us", "UTC")
+    if isinstance(field, models.BooleanField):
+        return pl.Boolean()
+    if isinstance(field, models.CharField | models.TextField):
+        return pl.Utf8()
+    if isinstance(field, models.IntegerField | models.AutoField | models.ForeignKey):
+        return pl.Int64()
+    raise TypeError(f"insert_models cannot write {field.__class__.__name__} {field.name}")
+
+
+def insert_models(model: type[models.Model], columns: Mapping[str, Sequence[Any]]) -> list[int]:
+    """Insert rows of ``model`` given column by column (field attnames to Python values, every
+    column without a database default named) with primary keys reserved first, set-based
+    (:func:`insert_frame`): no model instance, no statement per row. Returns the new keys in
+    row order. Date-times must be aware; they are stored in UTC."""
+    table = model._meta.db_table
+    count = len(next(iter(columns.values()), ()))
+    ids = reserve_ids(table, count)
+    if count == 0:
+        return []
+    data: dict[str, pl.Series] = {"id": ids}
+    for attname, values in columns.items():
+        field = model._meta.get_field(attname)
+        if not isinstance(field, models.Field) or field.column is None:
+            raise TypeError(f"{model.__name__}.{attname} is not a column")
+        dtype = _polars_type(field)
+        if isinstance(dtype, pl.Datetime):
+            values = [value.astimezone(UTC) if value is not None else None for value in values]
+        data[field.column] = pl.Series(attname, values, dtype=dtype)
+    insert_frame(table, pl.DataFrame(data))
+    return ids.to_list()
 
 
 def update_integers(

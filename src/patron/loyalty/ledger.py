@@ -33,7 +33,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from patron.core.bulk import update_integers
+from patron.core.bulk import insert_models, update_integers
 from patron.customers.models import Customer
 from patron.loyalty.errors import (
     IdempotencyConflictError,
@@ -570,11 +570,35 @@ def _award_batch(
             )
     if not new:
         return results
-    LedgerTransaction.objects.bulk_create([entry for entry, _ in new])
+    now = timezone.now()
+    entries = [entry for entry, _ in new]
+    ids = insert_models(
+        LedgerTransaction,
+        {
+            "programme_id": [programme.pk] * len(entries),
+            "member_id": [entry.member_id for entry in entries],
+            "kind": [Kind.EARN.value] * len(entries),
+            "idempotency_key": [entry.idempotency_key for entry in entries],
+            "request_fingerprint": [entry.request_fingerprint for entry in entries],
+            "points": [entry.points for entry in entries],
+            "qualifying_points": [entry.qualifying_points for entry in entries],
+            "spend_amount": [entry.spend_amount for entry in entries],
+            "refunded_amount": [Decimal(0)] * len(entries),
+            "reason": [entry.reason for entry in entries],
+            "actor": [""] * len(entries),
+            "order_id": [entry.order_id for entry in entries],
+            "occurred_at": [entry.occurred_at for entry in entries],
+            "created_at": [now] * len(entries),
+        },
+    )
+    for entry, pk in zip(entries, ids, strict=True):
+        entry.pk = pk
+        entry.created_at = now
+        entry._state.adding = False
     earning = [(entry, order) for entry, order in new if entry.points > 0]
-    Posting.objects.bulk_create(
+    _post(
         [
-            Posting(transaction=entry, member_id=entry.member_id, account=account, points=points)
+            (entry.pk, entry.member_id, account, points)
             for entry, _ in earning
             for account, points in (
                 (Account.MEMBER_PENDING, entry.points),
@@ -582,19 +606,18 @@ def _award_batch(
             )
         ]
     )
-    lots = PointLot.objects.bulk_create(
-        [
-            PointLot(
-                member_id=entry.member_id,
-                earned_by=entry,
-                points=entry.points,
-                remaining_points=entry.points,
-                earned_at=order.ordered_at,
-                available_at=available_from(programme, order.ordered_at),
-                expires_at=expiry_for(programme, order.ordered_at),
-            )
-            for entry, order in earning
-        ]
+    available_at = [available_from(programme, order.ordered_at) for _, order in earning]
+    lot_ids = insert_models(
+        PointLot,
+        {
+            "member_id": [entry.member_id for entry, _ in earning],
+            "earned_by_id": [entry.pk for entry, _ in earning],
+            "points": [entry.points for entry, _ in earning],
+            "remaining_points": [entry.points for entry, _ in earning],
+            "earned_at": [order.ordered_at for _, order in earning],
+            "available_at": available_at,
+            "expires_at": [expiry_for(programme, order.ordered_at) for _, order in earning],
+        },
     )
     earned: dict[int, int] = defaultdict(int)
     for entry, _ in earning:
@@ -603,18 +626,45 @@ def _award_batch(
     # Lots whose return window has already passed (old orders, or no pending period) become
     # available at once. Members in debt repay it after each activation, one lot at a time
     # as one by one does; the others' activations are written together.
-    due = [lot for lot in lots if lot.available_at <= as_of]
+    due = [
+        _NewLot(lot_id, entry, when)
+        for lot_id, (entry, _), when in zip(lot_ids, earning, available_at, strict=True)
+        if when <= as_of
+    ]
     in_debt = set(
         PointBalance.objects.filter(
-            member_id__in={lot.member_id for lot in due}, debt__gt=0
+            member_id__in={lot.entry.member_id for lot in due}, debt__gt=0
         ).values_list("member_id", flat=True)
     )
-    _activate_new_lots([lot for lot in due if lot.member_id not in in_debt])
+    _activate_new_lots(programme, [lot for lot in due if lot.entry.member_id not in in_debt])
     for lot in due:
-        if lot.member_id in in_debt:
-            member = members[lot.member_id]
-            _repay_debt(member, as_of, _activate_lot(member, lot))
+        if lot.entry.member_id in in_debt:
+            member = members[lot.entry.member_id]
+            activation = _activate_lot(member, PointLot.objects.get(pk=lot.pk))
+            _repay_debt(member, as_of, activation)
     return results
+
+
+@dataclass(frozen=True)
+class _NewLot:
+    """A lot written by this batch: its key, its earn and when it becomes available."""
+
+    pk: int
+    entry: LedgerTransaction
+    available_at: datetime
+
+
+def _post(postings: list[tuple[int, int, str, int]]) -> None:
+    """Write postings (transaction id, member id, account, points) set-based."""
+    insert_models(
+        Posting,
+        {
+            "transaction_id": [posting[0] for posting in postings],
+            "member_id": [posting[1] for posting in postings],
+            "account": [posting[2] for posting in postings],
+            "points": [posting[3] for posting in postings],
+        },
+    )
 
 
 def _add_to_balances(**deltas: dict[int, int]) -> None:
@@ -634,34 +684,40 @@ def _add_to_balances(**deltas: dict[int, int]) -> None:
     )
 
 
-def _activate_new_lots(lots: list[PointLot]) -> None:
+def _activate_new_lots(programme: Programme, lots: list[_NewLot]) -> None:
     """The ``activate`` transactions of lots written in this database transaction (nothing
     consumed them yet), set-based: the same rows as :func:`_activate_lot` on each."""
     if not lots:
         return
-    entries = LedgerTransaction.objects.bulk_create(
-        [
-            LedgerTransaction(
-                programme_id=lot.earned_by.programme_id,
-                member_id=lot.member_id,
-                kind=Kind.ACTIVATE,
-                idempotency_key=f"activate:lot:{lot.pk}",
-                request_fingerprint=_fingerprint({"action": "activate", "lot": lot.pk}),
-                points=lot.points,
-                occurred_at=lot.available_at,
-                related_transaction_id=lot.earned_by_id,
-                reason="return window passed",
-            )
-            for lot in lots
-        ]
+    now = timezone.now()
+    ids = insert_models(
+        LedgerTransaction,
+        {
+            "programme_id": [programme.pk] * len(lots),
+            "member_id": [lot.entry.member_id for lot in lots],
+            "kind": [Kind.ACTIVATE.value] * len(lots),
+            "idempotency_key": [f"activate:lot:{lot.pk}" for lot in lots],
+            "request_fingerprint": [
+                _fingerprint({"action": "activate", "lot": lot.pk}) for lot in lots
+            ],
+            "points": [lot.entry.points for lot in lots],
+            "qualifying_points": [0] * len(lots),
+            "spend_amount": [Decimal(0)] * len(lots),
+            "refunded_amount": [Decimal(0)] * len(lots),
+            "reason": ["return window passed"] * len(lots),
+            "actor": [""] * len(lots),
+            "related_transaction_id": [lot.entry.pk for lot in lots],
+            "occurred_at": [lot.available_at for lot in lots],
+            "created_at": [now] * len(lots),
+        },
     )
-    Posting.objects.bulk_create(
+    _post(
         [
-            Posting(transaction=entry, member_id=entry.member_id, account=account, points=points)
-            for entry in entries
+            (pk, lot.entry.member_id, account, points)
+            for pk, lot in zip(ids, lots, strict=True)
             for account, points in (
-                (Account.MEMBER_PENDING, -entry.points),
-                (Account.MEMBER_AVAILABLE, entry.points),
+                (Account.MEMBER_PENDING, -lot.entry.points),
+                (Account.MEMBER_AVAILABLE, lot.entry.points),
             )
         ]
     )
@@ -669,11 +725,11 @@ def _activate_new_lots(lots: list[PointLot]) -> None:
         PointLot._meta.db_table,
         "id",
         ["activated_by_id"],
-        [[lot.pk, entry.pk] for lot, entry in zip(lots, entries, strict=True)],
+        [[lot.pk, pk] for lot, pk in zip(lots, ids, strict=True)],
     )
     activated: dict[int, int] = defaultdict(int)
     for lot in lots:
-        activated[lot.member_id] += lot.points
+        activated[lot.entry.member_id] += lot.entry.points
     _add_to_balances(pending={k: -v for k, v in activated.items()}, available=activated)
 
 
