@@ -987,7 +987,8 @@ def redeem_points(
         _consume(entry, plan)
         return entry
 
-    return _apply_once(key, Kind.REDEEM, fingerprint, apply)
+    # apply() looks for the key under the lock: no unlocked read first (replays are rare).
+    return _apply_once(key, Kind.REDEEM, fingerprint, apply, check_first=False)
 
 
 def adjust_points(
