@@ -7,6 +7,8 @@
 ``PATRON_CURRENCY``      the shop's currency (default ``CNY``)
 ``PATRON_DEBUG``         ``1`` turns on Django's debug mode (development only)
 ``PATRON_ALLOWED_HOSTS`` comma-separated host names (default: localhost names)
+``PATRON_RECOMMEND_REPEAT_CATEGORIES`` category paths recommended again after a purchase
+``PATRON_RECOMMEND_DIVERSITY`` MMR diversity weight of served lists (default 0.2)
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ INSTALLED_APPS = [
     "patron.ingest",
     "patron.analytics",
     "patron.loyalty",
+    "patron.recommend",
     "patron.api",
     "ninja",  # serves Swagger UI's JS and CSS from its own static files, no CDN
     "patron.web",
@@ -166,6 +169,16 @@ LOGOUT_REDIRECT_URL = "web:login"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
+
+#: Category paths whose products may be recommended again after a purchase (a path covers its
+#: sub-categories), comma-separated: PATRON_RECOMMEND_REPEAT_CATEGORIES="食品,个护 > 口腔护理".
+RECOMMEND_REPEAT_PURCHASE_CATEGORIES = [
+    path.strip()
+    for path in os.environ.get("PATRON_RECOMMEND_REPEAT_CATEGORIES", "").split(",")
+    if path.strip()
+]
+#: Weight of the diversity re-ranking (maximal marginal relevance) of recommendation lists.
+RECOMMEND_DIVERSITY = float(os.environ.get("PATRON_RECOMMEND_DIVERSITY", "0.2"))
 
 LOGGING = {
     "version": 1,
