@@ -40,3 +40,19 @@ def test_train_prints_the_counts_and_evaluate_the_report(tea_shop: dict) -> None
 def test_evaluate_before_any_training_says_what_to_do(db: None) -> None:
     with pytest.raises(CommandError, match="run `patron recommend train`"):
         call_command("recommend", "evaluate")
+
+
+def test_analyze_also_trains_the_recommendations_unless_told_not_to(tea_shop: dict) -> None:
+    # given
+    out = StringIO()
+    # when
+    call_command("analyze", "--no-models", "--no-recommendations", stdout=out)
+    # then
+    assert not TrainingRun.objects.exists()
+    assert "Recommendations #" not in out.getvalue()
+    # when
+    call_command("analyze", "--no-models", stdout=out)
+    # then it trains as of the analysis day (the last order's): the six buyers, not the viewer
+    run = TrainingRun.objects.get()
+    assert run.status == "succeeded"
+    assert f"Recommendations #{run.pk}: 6 customers" in out.getvalue()

@@ -1,7 +1,7 @@
 """``patron analyze [--as-of DATE] [--engine polars|spark] [--new-days N --at-risk-days N
 --lapsed-days N] [--ahp-matrix JSON] [--validate --calibration-end DATE] [--horizon-days N]
-[--clv-months N] [--discount-rate R] [--no-models]``: analyse the store's customers and fit
-the predictive models."""
+[--clv-months N] [--discount-rate R] [--no-models] [--no-recommendations]``: analyse the store's
+customers, fit the predictive models and train the recommendations."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 from datetime import date
 from typing import Any
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from patron.analytics.choices import (
@@ -103,6 +104,11 @@ class Command(BaseCommand):
             help="monthly discount rate of the CLV (default 0.01)",
         )
         parser.add_argument("--no-models", action="store_true", help="skip the predictive models")
+        parser.add_argument(
+            "--no-recommendations",
+            action="store_true",
+            help="skip training the recommendations (patron recommend train)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         as_of = options["as_of"]
@@ -142,6 +148,18 @@ class Command(BaseCommand):
                     f"{summary.share:6.1%} of customers  {summary.revenue_share:6.1%} of revenue"
                 )
         self._report_models(run)
+        if not options.get("no_recommendations"):
+            self._train_recommendations(run)
+
+    def _train_recommendations(self, run: AnalysisRun) -> None:
+        """``patron recommend train`` on the same data, after the analysis so that the
+        popular products per segment use its segments. Reached through the command, not an
+        import: the recommend app sits above analytics. Its failure does not undo the
+        analysis; it is reported."""
+        try:
+            call_command("recommend", "train", "--as-of", run.as_of.isoformat(), stdout=self.stdout)
+        except CommandError as error:
+            self.stdout.write(self.style.WARNING(f"Recommendations not trained: {error}"))
 
     def _report_models(self, run: AnalysisRun) -> None:
         """One line per fitted model: parameters and the headline metric, or why it failed."""
