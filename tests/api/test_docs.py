@@ -46,6 +46,10 @@ def test_openapi_schema_is_served_and_lists_the_endpoints(db: None) -> None:
         "/api/v1/coupons/{code}/release",
         "/api/v1/coupons/templates",
         "/api/v1/coupons/templates/{template_id}/codes",
+        "/api/v1/customers/{external_id}/recommendations",
+        "/api/v1/products/{product_id}/similar",
+        "/api/v1/products/{product_id}/bought-together",
+        "/api/v1/recommendations/feedback",
     }
     assert set(schema["paths"]["/api/v1/customers"]) == {"get"}
     assert set(schema["paths"]["/api/v1/loyalty/tiers"]) == {"get", "post"}

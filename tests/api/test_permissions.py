@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from patron.analytics.models import AnalysisRun
-from patron.catalog.models import Category
+from patron.catalog.models import Category, Product
 from patron.customers.models import Customer
 from patron.loyalty.coupons import create_coupon_template
 from patron.loyalty.ledger import adjust_points
@@ -24,6 +24,7 @@ from patron.loyalty.models import (
     Reward,
     Tier,
 )
+from patron.recommend.models import RecommendationFeedback
 
 # Who may call what is decided in Python; the PostgreSQL pass would prove nothing new.
 pytestmark = pytest.mark.database_agnostic
@@ -77,6 +78,14 @@ ENDPOINTS: list[tuple[str, str, list[dict[str, object]] | dict[str, object] | No
         {"name": "10 off", "kind": "fixed_amount", "value": "10"},
     ),
     ("post", "/api/v1/coupons/templates/{template_id}/codes", {"count": 2}),
+    ("get", "/api/v1/customers/00042/recommendations?n=5", None),
+    ("get", "/api/v1/products/P-TEA/similar", None),
+    ("get", "/api/v1/products/P-TEA/bought-together", None),
+    (
+        "post",
+        "/api/v1/recommendations/feedback",
+        {"event_id": "fb-matrix", "customer_id": "00042", "product_id": "P-TEA", "kind": "clicked"},
+    ),
 ]
 #: What an authorised call answers where it is not 200 (these writes create something).
 SUCCESS_STATUS: dict[tuple[str, str], int] = {
@@ -88,6 +97,7 @@ SUCCESS_STATUS: dict[tuple[str, str], int] = {
     ("post", "/api/v1/loyalty/rewards"): 201,
     ("post", "/api/v1/coupons/templates"): 201,
     ("post", "/api/v1/coupons/templates/{template_id}/codes"): 201,
+    ("post", "/api/v1/recommendations/feedback"): 201,
 }
 
 #: Writes that change the loyalty programme's set-up: loyalty managers and administrators only.
@@ -138,8 +148,10 @@ def member_with_points(shop: dict[str, Customer]) -> None:
 
 @pytest.fixture(autouse=True)
 def coupon_template(db: None) -> CouponTemplate:
-    """A coupon template whose codes the matrix makes, and category Tea for a multiplier."""
-    Category.objects.create(name="Tea", path="Tea")
+    """A coupon template whose codes the matrix makes, category Tea for a multiplier and its
+    product P-TEA for the recommendation endpoints."""
+    tea = Category.objects.create(name="Tea", path="Tea")
+    Product.objects.create(external_id="P-TEA", name="龙井", category=tea)
     return create_coupon_template(name="5 off", kind="fixed_amount", value=Decimal(5))
 
 
@@ -231,6 +243,8 @@ def test_endpoint_answers_each_caller(
         assert response.json()["message"]
     if status == 401:
         assert response["WWW-Authenticate"] == "Bearer"
+    if url == "/api/v1/recommendations/feedback":
+        assert RecommendationFeedback.objects.count() == (1 if status == 200 else 0)
     if url.startswith("/api/v1/ingest/"):
         # only an authorised call writes anything
         assert response.json().get("inserted", 0) == (1 if status == 200 else 0)

@@ -6,7 +6,7 @@ from ninja import NinjaAPI, Router
 
 from patron.api.auth import BearerTokenAuth, StaffSessionAuth
 from patron.api.errors import install_error_handlers
-from patron.api.routers import analytics, coupons, customers, ingest, loyalty
+from patron.api.routers import analytics, coupons, customers, ingest, loyalty, recommend
 
 #: (URL prefix, router) of every domain; a new app adds its router here.
 ROUTERS: list[tuple[str, Router]] = [
@@ -15,6 +15,8 @@ ROUTERS: list[tuple[str, Router]] = [
     ("/analytics", analytics.router),
     ("/loyalty", loyalty.router),
     ("/coupons", coupons.router),
+    # Paths under /customers, /products and /recommendations: mounted at the root.
+    ("", recommend.router),
 ]
 
 api = NinjaAPI(
