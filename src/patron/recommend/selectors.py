@@ -130,7 +130,7 @@ def recommendations_for(customer: Customer, n: int = 10) -> RecommendationList:
     stored = (
         Recommendation.objects.filter(run=run, customer=customer, product__is_active=True)
         .exclude(product_id__in=excluded)
-        .select_related("product", "reason_product")
+        .select_related("product__category", "reason_product")
         .order_by("rank")
     )
     items = [
@@ -181,7 +181,9 @@ def _computed(
             best_source[product] = (contribution, source)
     candidates = sorted(scores, key=lambda product: (-scores[product], product))
     chosen = _diversify(run, candidates[: max(4 * n, 50)], scores, n)
-    products = Product.objects.in_bulk([*chosen, *(best_source[p][1] for p in chosen)])
+    products = Product.objects.select_related("category").in_bulk(
+        [*chosen, *(best_source[p][1] for p in chosen)]
+    )
     items = []
     for product in chosen:
         source = best_source[product][1]
@@ -238,7 +240,7 @@ def _popular(
         rows = (
             PopularProduct.objects.filter(run=run, segment=segment, product__is_active=True)
             .exclude(product_id__in=taken)
-            .select_related("product")
+            .select_related("product__category")
             .order_by("rank")[: n - len(items)]
         )
         reason = ReasonChoices.POPULAR_IN_SEGMENT if segment else ReasonChoices.POPULAR

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from patron.web import analytics_views, loyalty_views, prediction_views, views
+from patron.web import analytics_views, loyalty_views, prediction_views, recommend_views, views
 
 app_name = "web"
 urlpatterns = [
@@ -36,6 +36,11 @@ urlpatterns = [
         "analytics/models/<int:model_run_id>/",
         prediction_views.model_detail,
         name="analytics_model_detail",
+    ),
+    path(
+        "analytics/recommendations/",
+        recommend_views.recommendations_page,
+        name="recommendations",
     ),
     path("loyalty/", loyalty_views.overview, name="loyalty_overview"),
     path("loyalty/programme/", loyalty_views.programme_settings, name="loyalty_programme"),

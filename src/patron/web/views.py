@@ -35,6 +35,7 @@ from patron.orders.selectors import (
     with_order_stats,
 )
 from patron.web.charts import weekly_orders_revenue_figure
+from patron.web.recommend_panel import customer_recommendations
 
 CUSTOMERS_PER_PAGE = 25
 ORDERS_SHOWN = 100
@@ -139,6 +140,7 @@ def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
                 else []
             ),
             "loyalty": member_summary(customer, entries=LEDGER_ENTRIES_SHOWN),
+            "recommendations": customer_recommendations(customer),
             "identities": customer.identities.order_by("kind", "value"),
             "orders": orders,
             "orders_limit": ORDERS_SHOWN,
