@@ -18,7 +18,8 @@ Runs on a fresh PostgreSQL database of the local server (``PATRON_TEST_POSTGRES_
    port; a separate load process sends ``POST /api/v1/loyalty/members/{id}/redemptions``
    (1 point, a new ``Idempotency-Key`` each, over ``--members`` members with points) at a fixed
    ``--rate`` per second for ``--seconds`` (open loop: each request has its scheduled time and
-   its latency counts from it, so a slow answer delays nothing else), and the same for
+   its latency counts from it, so a slow answer delays nothing else; 32 keep-alive
+   connections, as a shop's backend keeps a pool), and the same for
    ``GET /api/v1/loyalty/members/{id}`` as the baseline of a read.
 
 Prints orders per second (goal: at least 2,000 on PostgreSQL), the p50/p99 latencies (goal: p99
@@ -38,13 +39,14 @@ import tempfile
 import threading
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 POSTGRES_SERVER = os.environ.get(
     "PATRON_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 EARNING_GOAL = 2_000.0
+#: Keep-alive connections of the load process (each serves the next due request).
+CONNECTIONS = 32
 P99_GOAL_MS = 50.0
 
 
@@ -131,49 +133,65 @@ def earn(first: int, last: int, batch: int) -> dict[str, Any]:
 
 
 def load(base: str, token: str, ids: list[str], kind: str, rate: float, seconds: float) -> dict:
-    """Open-loop load: request i is due at start + i/rate; latency counts from then."""
+    """Open-loop load: request i is due at start + i/rate and its latency counts from then,
+    so a slow answer delays nothing else's clock. ``CONNECTIONS`` threads each keep one
+    HTTP/1.1 connection open (as a shop's backend keeps a pool) and take the next due
+    request; when all are busy a request waits, and that wait counts too."""
+    import http.client
+    from urllib.parse import urlsplit
+
     total = int(rate * seconds)
     latencies: list[float] = [0.0] * total
     failures: list[str] = []
     lock = threading.Lock()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-
-    def one(index: int, due: float) -> None:
-        member = ids[index % len(ids)]
-        if kind == "redeem":
-            request = urllib.request.Request(
-                f"{base}/api/v1/loyalty/members/{member}/redemptions",
-                data=json.dumps({"points": 1}).encode(),
-                headers={**headers, "Idempotency-Key": f"bench-{os.getpid()}-{index}"},
-                method="POST",
-            )
-            expected = 201
-        else:
-            request = urllib.request.Request(
-                f"{base}/api/v1/loyalty/members/{member}", headers=headers
-            )
-            expected = 200
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                response.read()
-                status = response.status
-        except Exception as error:  # noqa: BLE001 - every failure is counted and reported
-            with lock:
-                failures.append(repr(error)[:200])
-            status = -1
-        latencies[index] = time.perf_counter() - due
-        if status != expected:
-            with lock:
-                failures.append(f"status {status}")
-
+    address = urlsplit(base)
+    host, port = address.hostname or "127.0.0.1", address.port
     start = time.perf_counter() + 0.5
-    with ThreadPoolExecutor(max_workers=64) as pool:
-        for index in range(total):
+    next_index = iter(range(total))
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection(host, port, timeout=30)
+        while True:
+            with lock:
+                index = next(next_index, None)
+            if index is None:
+                break
             due = start + index / rate
             pause = due - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
-            pool.submit(one, index, due)
+            member = ids[index % len(ids)]
+            if kind == "redeem":
+                method, path = "POST", f"/api/v1/loyalty/members/{member}/redemptions"
+                body: bytes | None = json.dumps({"points": 1}).encode()
+                extra = {"Idempotency-Key": f"bench-{os.getpid()}-{index}"}
+                expected = 201
+            else:
+                method, path, body, extra = "GET", f"/api/v1/loyalty/members/{member}", None, {}
+                expected = 200
+            try:
+                connection.request(method, path, body=body, headers={**headers, **extra})
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as error:
+                with lock:
+                    failures.append(repr(error)[:200])
+                status = -1
+                connection.close()
+                connection = http.client.HTTPConnection(host, port, timeout=30)
+            latencies[index] = time.perf_counter() - due
+            if status != expected:
+                with lock:
+                    failures.append(f"status {status}")
+        connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     ordered = sorted(latencies)
     return {
         "requests": total,

@@ -34,13 +34,18 @@ def _secret_key() -> str:
         return key_file.read_text().strip()
     PATRON_HOME.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(50)
-    # O_EXCL: two processes starting at once must not write two different keys.
-    try:
-        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return key_file.read_text().strip()
+    # Written whole under a private name, then linked into place: of two processes starting
+    # at once, one key wins and the other reads it, never a half-written file.
+    draft = PATRON_HOME / f".secret_key.{os.getpid()}"
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(key)
+    try:
+        os.link(draft, key_file)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    finally:
+        draft.unlink()
     return key
 
 
