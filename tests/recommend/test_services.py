@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import polars as pl
 import pytest
 
 from patron.demo.generator import DemoWorld
+from patron.engine.recommend import build_interactions
 from patron.orders.frames import purchase_lines_frame
 from patron.orders.models import Refund, RefundLine
 from patron.recommend.config import TrainingSettings
@@ -17,6 +21,7 @@ from patron.recommend.models import (
 )
 from patron.recommend.services import (
     RecommendError,
+    diversify,
     record_feedback,
     train_recommendations,
 )
@@ -150,3 +155,30 @@ def test_a_purchase_reported_as_feedback_counts_in_the_next_training(tea_shop: d
     assert not Recommendation.objects.filter(
         customer=customers["newcomer"], product=products["mug"]
     ).exists()
+
+
+def test_diversify_prefers_a_product_other_customers_have_over_a_near_duplicate() -> None:
+    # given tea and cups bought by the same customers, honey by others
+    events = pl.DataFrame(
+        {
+            "customer_id": [1, 1, 2, 2, 3],
+            "product_id": ["tea", "cups", "tea", "cups", "honey"],
+            "occurred_at": [dt.datetime(2025, 6, 1)] * 5,
+        }
+    )
+    interactions = build_interactions(events)
+    table = pl.DataFrame(
+        {
+            "customer_id": [9, 9, 9],
+            "rank": [1, 2, 3],
+            "product_id": ["tea", "cups", "honey"],
+            "score": [1.0, 0.9, 0.5],
+            "reason": ["popular"] * 3,
+        }
+    )
+    # when
+    by_score = diversify(table, interactions, 2, 0.0)
+    diverse = diversify(table, interactions, 2, 0.5)
+    # then
+    assert by_score["product_id"].to_list() == ["tea", "cups"]
+    assert diverse.select("rank", "product_id").rows() == [(1, "tea"), (2, "honey")]

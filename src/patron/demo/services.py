@@ -25,6 +25,8 @@ from patron.loyalty.models import Programme, Promotion
 from patron.loyalty.order_points import sync_order_points
 from patron.loyalty.programme import add_promotion, configure_programme, get_programme
 from patron.loyalty.tiers import define_tier
+from patron.recommend.models import TrainingRun
+from patron.recommend.services import RecommendError, train_recommendations
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"  # printed for everyone on purpose: it is the demo login
@@ -66,6 +68,8 @@ class DemoReport:
     imports: tuple[ImportSummary, ...]
     #: The analysis run made after the import (see patron.analytics.services.run_analysis).
     analysis_run_id: int
+    #: The recommendations trained after the analysis (patron.recommend.services).
+    recommendation_run_id: int
     seconds: float
 
 
@@ -134,6 +138,7 @@ def build_demo_shop(
     points = sync_order_points(as_of=_end_of_day(config.end_date()), programme=programme)
     say(f"  points: {points} in {time.perf_counter() - settling:.1f} s")
     analysis = _analyse(config.end_date(), say)
+    recommendations = _train_recommendations(config.end_date(), say)
     return DemoReport(
         customers=world.truth_customers.height,
         customer_accounts=world.customers.height,
@@ -152,6 +157,7 @@ def build_demo_shop(
         password=DEMO_PASSWORD,
         imports=summaries,
         analysis_run_id=analysis.pk,
+        recommendation_run_id=recommendations.pk,
         seconds=time.perf_counter() - began,
     )
 
@@ -233,6 +239,23 @@ def _analyse(as_of: date, say: Callable[[str], None]) -> AnalysisRun:
             say(f"  {label}: not fitted: {model_run.error}")
         else:
             say(f"  {label}: fitted on {model_run.customers:,} customers")
+    return run
+
+
+def _train_recommendations(as_of: date, say: Callable[[str], None]) -> TrainingRun:
+    """Train the recommendations on the demo shop (after the analysis: the popular products
+    per segment use its RFM segments), so the customer pages and the API have lists."""
+    say(f"Training the recommendations as of {as_of} (patron recommend train) ...")
+    try:
+        run = train_recommendations(as_of, triggered_by="demo")
+    except RecommendError as error:
+        raise DemoBuildError(f"the recommendations of the demo shop failed: {error}") from error
+    best = max(run.report, key=lambda row: row["ndcg"], default=None)
+    say(
+        f"  recommendations #{run.pk}: lists for {run.recommended_customers:,} active customers, "
+        f"{run.rules:,} basket rules in {run.duration_seconds or 0:.1f} s"
+        + (f"; best NDCG@10 {best['ndcg']:.4f} ({best['recommender']})" if best else "")
+    )
     return run
 
 

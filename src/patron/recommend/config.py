@@ -33,7 +33,7 @@ class TrainingSettings:
     popular_products: int = 50
     evaluate: bool = True
     test_days: int = 30
-    max_evaluation_customers: int | None = 3_000
+    max_evaluation_customers: int | None = 2_000
     min_support: float = 0.001
     min_rule_orders: int = 3
     min_confidence: float = 0.05
