@@ -347,6 +347,10 @@ def main() -> None:
             )
             _wait_for(base)
             ids = ",".join(shop["member_ids"])
+            for kind in ("read", "redeem"):
+                # Warm-up, not measured: the workers import the API and open their database
+                # connections on their first requests.
+                _child(env, "load", base, shop["token"], ids, kind, "20", "2")
             latency = {
                 kind: _child(
                     env,
