@@ -325,3 +325,19 @@ def test_a_late_redelivery_of_the_payment_after_a_cancellation_gets_its_answer(
     assert again.pk == earned.pk
     with pytest.raises(LoyaltyInputError, match="is cancelled; only paid orders earn"):
         award_points_for_order(order, idempotency_key="another-key", as_of=T0)
+
+
+def test_sync_over_every_order_reads_them_in_chunks(
+    programme: Programme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks of 2 orders: no read of the orders stays open while a chunk writes (SQLite
+    # refuses to drop the writes' staging table under an open statement).
+    monkeypatch.setattr("patron.loyalty.order_points.READ_CHUNK", 2)
+    customer = make_customer()
+    for total in (10, 20, 30, 40, 50):
+        make_order(customer, total, T0)
+
+    result = sync_order_points(as_of=T0)
+
+    assert (result.orders, result.earned, result.points_earned) == (5, 5, 150)
+    assert assert_ledger_consistent(Member.objects.get()).pending == 150

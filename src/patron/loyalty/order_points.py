@@ -106,17 +106,20 @@ def sync_order_points(
 
 def _chunks(order_ids: Iterable[int] | None) -> Iterator[list[int]]:
     if order_ids is None:
-        ids = Order.objects.order_by("pk").values_list("pk", flat=True).iterator(READ_CHUNK)
-    else:
-        ids = iter(sorted(set(order_ids)))
-    chunk: list[int] = []
-    for order_id in ids:
-        chunk.append(order_id)
-        if len(chunk) == READ_CHUNK:
+        # Keyset pages, each read whole: no cursor stays open while a chunk writes (SQLite
+        # cannot drop the writes' staging table under an open statement).
+        last = 0
+        while chunk := list(
+            Order.objects.filter(pk__gt=last)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:READ_CHUNK]
+        ):
             yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+            last = chunk[-1]
+        return
+    ids = sorted(set(order_ids))
+    for start in range(0, len(ids), READ_CHUNK):
+        yield ids[start : start + READ_CHUNK]
 
 
 def _sync_chunk(
