@@ -19,7 +19,7 @@ from patron.loyalty.ledger import (
     redeem_points,
     reverse_points_for_refund,
 )
-from patron.loyalty.members import enrol_member
+from patron.loyalty.members import enrol_member, enrol_members
 from patron.loyalty.models import Member, Programme, Tier, TierChange
 from patron.loyalty.programme import add_months, configure_programme, get_programme
 from patron.loyalty.tiers import define_tier, qualifying_value, review_tiers
@@ -84,6 +84,37 @@ def test_a_new_member_starts_in_the_entry_tier(member: Member) -> None:
     assert change.reason == (
         "upgrade: 0 points over Rolling 12 months reached Bronze's threshold (enrolled)"
     )
+
+
+def test_enrolling_many_at_once_gives_what_enrolling_each_gives(programme: Programme) -> None:
+    one_by_one = enrol_member(make_customer(), as_of=T0)
+    already = enrol_member(make_customer(), as_of=T0)
+    customers = [make_customer() for _ in range(3)]
+
+    member_ids = enrol_members(
+        [already.customer_id, *(customer.pk for customer in customers)], as_of=T0
+    )
+
+    assert member_ids[already.customer_id] == already.pk
+    assert Member.objects.count() == 5
+    for customer in customers:
+        member = Member.objects.get(pk=member_ids[customer.pk])
+        assert (member.customer_id, member.enrolled_at, tier_of(member)) == (
+            customer.pk,
+            T0,
+            "Bronze",
+        )
+        assert history(member) == history(one_by_one) == [(None, "Bronze")]
+        assert TierChange.objects.get(member=member).reason == (
+            TierChange.objects.get(member=one_by_one).reason
+        )
+        assert assert_ledger_consistent(member) == assert_ledger_consistent(one_by_one)
+    codes = set(Member.objects.values_list("referral_code", flat=True))
+    assert len(codes) == 5
+    assert enrol_members([customer.pk for customer in customers], as_of=T0) == {
+        customer.pk: member_ids[customer.pk] for customer in customers
+    }
+    assert Member.objects.count() == 5
 
 
 def test_earning_upgrades_at_once_and_records_why(member: Member) -> None:

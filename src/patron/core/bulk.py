@@ -165,17 +165,23 @@ def _polars_type(field: models.Field[Any, Any]) -> pl.DataType:
     raise TypeError(f"insert_models cannot write {field.__class__.__name__} {field.name}")
 
 
-def insert_models(model: type[models.Model], columns: Mapping[str, Sequence[Any]]) -> list[int]:
+def insert_models(
+    model: type[models.Model], columns: Mapping[str, Sequence[Any]], *, new_keys: bool = True
+) -> list[int]:
     """Insert rows of ``model`` given column by column (field attnames to Python values, every
-    column without a database default named) with primary keys reserved first, set-based
-    (:func:`insert_frame`): no model instance, no statement per row. Returns the new keys in
-    row order. Date-times must be aware; they are stored in UTC."""
+    column without a database default named) set-based (:func:`insert_frame`): no model
+    instance, no statement per row. With ``new_keys`` the primary keys are reserved first and
+    returned in row order; without, ``columns`` holds the key (a one-to-one primary key).
+    Date-times must be aware; they are stored in UTC."""
     table = model._meta.db_table
     count = len(next(iter(columns.values()), ()))
-    ids = reserve_ids(table, count)
     if count == 0:
         return []
-    data: dict[str, pl.Series] = {"id": ids}
+    data: dict[str, pl.Series] = {}
+    ids: pl.Series | None = None
+    if new_keys:
+        ids = reserve_ids(table, count)
+        data["id"] = ids
     for attname, values in columns.items():
         field = model._meta.get_field(attname)
         if not isinstance(field, models.Field) or field.column is None:
@@ -185,7 +191,7 @@ def insert_models(model: type[models.Model], columns: Mapping[str, Sequence[Any]
             values = [value.astimezone(UTC) if value is not None else None for value in values]
         data[field.column] = pl.Series(attname, values, dtype=dtype)
     insert_frame(table, pl.DataFrame(data))
-    return ids.to_list()
+    return [] if ids is None else ids.to_list()
 
 
 def update_integers(

@@ -34,14 +34,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from patron.core.bulk import insert_models, update_integers
-from patron.customers.models import Customer
 from patron.loyalty.errors import (
     IdempotencyConflictError,
     InsufficientPointsError,
     LoyaltyInputError,
 )
 from patron.loyalty.locks import lock_point_balance, lock_point_balances
-from patron.loyalty.members import enrol_member
+from patron.loyalty.members import enrol_member, enrol_members
 from patron.loyalty.models import (
     LedgerTransaction,
     LotConsumption,
@@ -456,7 +455,9 @@ def award_points_for_orders(
         return []
     as_of = as_of or timezone.now()
     programme = programme or get_programme()
-    member_ids = _member_ids_enrolling(programme, [order.customer_id for order in orders], as_of)
+    member_ids = enrol_members(
+        [order.customer_id for order in orders], as_of=as_of, programme=programme
+    )
     try:
         with transaction.atomic():
             return _award_batch(list(orders), keys, fingerprints, member_ids, as_of, programme)
@@ -465,21 +466,6 @@ def award_points_for_orders(
             award_points_for_order(order, idempotency_key=key, as_of=as_of, programme=programme)
             for order, key in zip(orders, keys, strict=True)
         ]
-
-
-def _member_ids_enrolling(
-    programme: Programme, customer_ids: list[int], as_of: datetime
-) -> dict[int, int]:
-    """Member id per customer id, enrolling the customers who are not members yet."""
-    found = dict(
-        Member.objects.filter(programme=programme, customer_id__in=set(customer_ids)).values_list(
-            "customer_id", "pk"
-        )
-    )
-    missing = sorted(set(customer_ids) - set(found))
-    for customer in Customer.objects.filter(pk__in=missing).order_by("pk"):
-        found[customer.pk] = enrol_member(customer, as_of=as_of, programme=programme).pk
-    return found
 
 
 def _award_batch(

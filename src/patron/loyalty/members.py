@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from patron.core.bulk import chunks, insert_models
 from patron.customers.models import Customer
 from patron.loyalty.errors import LoyaltyInputError, MemberNotFoundError
-from patron.loyalty.models import Member, PointBalance, Programme
+from patron.loyalty.models import Member, PointBalance, Programme, Tier, TierChange
 from patron.loyalty.programme import get_programme
-from patron.loyalty.tiers import evaluate_member_tier
+from patron.loyalty.tiers import enrolment_tier, evaluate_member_tier
 
 #: No 0/O, 1/I/L: codes are read aloud and typed from screens. 31 symbols, 8 long:
 #: 31**8 = 8.5e11 codes, so guessing a live one is hopeless.
@@ -65,6 +68,93 @@ def enrol_member(
             if existing is not None:
                 return existing
     raise RuntimeError("could not draw a unique referral code in 5 attempts")
+
+
+def enrol_members(
+    customer_ids: Iterable[int],
+    *,
+    as_of: datetime | None = None,
+    programme: Programme | None = None,
+) -> dict[int, int]:
+    """Member id per customer id (primary keys), enrolling the customers who are not members
+    yet set-based: the same members, empty balances and entry-tier changes as
+    :func:`enrol_member` on each, in a few statements. A concurrent enrolment of one of them
+    (or a referral code drawn twice) makes it fall back to one customer at a time."""
+    programme = programme or get_programme()
+    wanted = sorted(set(customer_ids))
+    found: dict[int, int] = {}
+    for chunk in chunks(wanted):
+        found.update(
+            Member.objects.filter(programme=programme, customer_id__in=chunk).values_list(
+                "customer_id", "pk"
+            )
+        )
+    missing = [customer_id for customer_id in wanted if customer_id not in found]
+    if not missing:
+        return found
+    as_of = as_of or timezone.now()
+    tiers = list(Tier.objects.filter(programme=programme).order_by("threshold"))
+    tier, reason = enrolment_tier(programme, tiers)
+    try:
+        with transaction.atomic():
+            member_ids = insert_models(
+                Member,
+                {
+                    "programme_id": [programme.pk] * len(missing),
+                    "customer_id": missing,
+                    "referral_code": _fresh_referral_codes(len(missing)),
+                    "tier_id": [tier.pk if tier else None] * len(missing),
+                    "downgrade_due_at": [None] * len(missing),
+                    "enrolled_at": [as_of] * len(missing),
+                },
+            )
+            zeros = [0] * len(missing)
+            insert_models(
+                PointBalance,
+                {
+                    "member_id": member_ids,
+                    **dict.fromkeys(
+                        ("pending", "available", "debt", "redeemed", "expired", "lifetime_earned"),
+                        zeros,
+                    ),
+                },
+                new_keys=False,
+            )
+            if tier is not None:
+                now = timezone.now()
+                insert_models(
+                    TierChange,
+                    {
+                        "member_id": member_ids,
+                        "from_tier_id": [None] * len(missing),
+                        "to_tier_id": [tier.pk] * len(missing),
+                        "qualifying_value": [Decimal(0)] * len(missing),
+                        "reason": [reason[:300]] * len(missing),
+                        "changed_at": [as_of] * len(missing),
+                        "created_at": [now] * len(missing),
+                    },
+                )
+    except IntegrityError:
+        for customer in Customer.objects.filter(pk__in=missing).order_by("pk"):
+            found[customer.pk] = enrol_member(customer, as_of=as_of, programme=programme).pk
+        return found
+    found.update(zip(missing, member_ids, strict=True))
+    return found
+
+
+def _fresh_referral_codes(count: int) -> list[str]:
+    """``count`` distinct referral codes that no member has yet."""
+    codes: set[str] = set()
+    while len(codes) < count:
+        drawn = {new_referral_code() for _ in range(count - len(codes))} - codes
+        for chunk in chunks(sorted(drawn)):
+            drawn -= set(
+                Member.objects.filter(referral_code__in=chunk).values_list(
+                    "referral_code", flat=True
+                )
+            )
+        codes |= drawn
+    return sorted(codes, key=lambda _: secrets.randbits(32))
 
 
 def get_member(customer_external_id: str, programme: Programme | None = None) -> Member:

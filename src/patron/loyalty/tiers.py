@@ -122,6 +122,18 @@ def _describe(programme: Programme, value: Decimal) -> str:
     return f"{value.normalize():f} {metric} over {window}"
 
 
+def enrolment_tier(programme: Programme, tiers: list[Tier]) -> tuple[Tier | None, str]:
+    """The tier a member with no history starts in (``tiers`` by threshold) and the reason
+    :func:`evaluate_member_tier` records for it on enrolment."""
+    target = _target_tier(tiers, Decimal(0))
+    if target is None:
+        return None, ""
+    return (
+        target,
+        f"upgrade: {_describe(programme, Decimal(0))} reached {target}'s threshold (enrolled)",
+    )
+
+
 def evaluate_member_tier(
     member: Member,
     as_of: datetime,
