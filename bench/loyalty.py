@@ -36,7 +36,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from typing import Any
@@ -45,8 +44,6 @@ POSTGRES_SERVER = os.environ.get(
     "PATRON_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 EARNING_GOAL = 2_000.0
-#: Keep-alive connections of the load process (each serves the next due request).
-CONNECTIONS = 32
 P99_GOAL_MS = 50.0
 
 
@@ -70,7 +67,8 @@ def setup_shop(orders: int, members: int) -> dict[str, Any]:
     from patron.customers.models import Customer
     from patron.ingest.services import ImportOptions, RecordKind, import_frames
     from patron.loyalty.ledger import adjust_points
-    from patron.loyalty.members import enrol_member
+    from patron.loyalty.members import enrol_members
+    from patron.loyalty.models import Member
 
     frame = pl.DataFrame(
         {
@@ -87,10 +85,15 @@ def setup_shop(orders: int, members: int) -> dict[str, Any]:
     )
     assert summary.rejected == 0, summary
     started = time.perf_counter()
-    customers = list(Customer.objects.order_by("pk"))
-    enrolled = [enrol_member(customer) for customer in customers]
+    customer_ids = list(Customer.objects.order_by("pk").values_list("pk", flat=True))
+    member_ids = enrol_members(customer_ids)
     enrol_seconds = time.perf_counter() - started
-    for member in enrolled[:members]:
+    enrolled = list(
+        Member.objects.select_related("customer")
+        .filter(pk__in=[member_ids[customer_id] for customer_id in customer_ids[:members]])
+        .order_by("pk")
+    )
+    for member in enrolled:
         adjust_points(
             member,
             1_000_000,
@@ -102,8 +105,8 @@ def setup_shop(orders: int, members: int) -> dict[str, Any]:
     token = create_token(user, "bench")[1]
     return {
         "orders": orders,
-        "enrol_per_s": len(enrolled) / enrol_seconds,
-        "member_ids": [member.customer.external_id for member in enrolled[:members]],
+        "enrol_per_s": len(customer_ids) / enrol_seconds,
+        "member_ids": [member.customer.external_id for member in enrolled],
         "token": token,
     }
 
@@ -133,74 +136,25 @@ def earn(first: int, last: int, batch: int) -> dict[str, Any]:
 
 
 def load(base: str, token: str, ids: list[str], kind: str, rate: float, seconds: float) -> dict:
-    """Open-loop load: request i is due at start + i/rate and its latency counts from then,
-    so a slow answer delays nothing else's clock. ``CONNECTIONS`` threads each keep one
-    HTTP/1.1 connection open (as a shop's backend keeps a pool) and take the next due
-    request; when all are busy a request waits, and that wait counts too."""
-    import http.client
-    from urllib.parse import urlsplit
+    """Open-loop load (``http_load.open_loop``): redemptions of 1 point with a new
+    ``Idempotency-Key`` each, or reads of the member, over ``ids`` in turn."""
+    from http_load import Request, open_loop
 
-    total = int(rate * seconds)
-    latencies: list[float] = [0.0] * total
-    failures: list[str] = []
-    lock = threading.Lock()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    address = urlsplit(base)
-    host, port = address.hostname or "127.0.0.1", address.port
-    start = time.perf_counter() + 0.5
-    next_index = iter(range(total))
 
-    def worker() -> None:
-        connection = http.client.HTTPConnection(host, port, timeout=30)
-        while True:
-            with lock:
-                index = next(next_index, None)
-            if index is None:
-                break
-            due = start + index / rate
-            pause = due - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            member = ids[index % len(ids)]
-            if kind == "redeem":
-                method, path = "POST", f"/api/v1/loyalty/members/{member}/redemptions"
-                body: bytes | None = json.dumps({"points": 1}).encode()
-                extra = {"Idempotency-Key": f"bench-{os.getpid()}-{index}"}
-                expected = 201
-            else:
-                method, path, body, extra = "GET", f"/api/v1/loyalty/members/{member}", None, {}
-                expected = 200
-            try:
-                connection.request(method, path, body=body, headers={**headers, **extra})
-                response = connection.getresponse()
-                response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException) as error:
-                with lock:
-                    failures.append(repr(error)[:200])
-                status = -1
-                connection.close()
-                connection = http.client.HTTPConnection(host, port, timeout=30)
-            latencies[index] = time.perf_counter() - due
-            if status != expected:
-                with lock:
-                    failures.append(f"status {status}")
-        connection.close()
+    def request_for(index: int) -> Request:
+        member = ids[index % len(ids)]
+        if kind == "redeem":
+            return Request(
+                "POST",
+                f"/api/v1/loyalty/members/{member}/redemptions",
+                body=json.dumps({"points": 1}).encode(),
+                headers={"Idempotency-Key": f"bench-{os.getpid()}-{index}"},
+                expected_status=201,
+            )
+        return Request("GET", f"/api/v1/loyalty/members/{member}")
 
-    threads = [threading.Thread(target=worker) for _ in range(CONNECTIONS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    ordered = sorted(latencies)
-    return {
-        "requests": total,
-        "failures": len(failures),
-        "first_failures": failures[:3],
-        "p50_ms": 1000 * ordered[total // 2],
-        "p99_ms": 1000 * ordered[min(total - 1, int(total * 0.99))],
-        "max_ms": 1000 * ordered[-1],
-    }
+    return open_loop(base, headers, request_for, rate, seconds)
 
 
 # --- parent ----------------------------------------------------------------------------------
