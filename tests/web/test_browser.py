@@ -14,18 +14,8 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from tests.conftest import require
+from tests.web.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.web.conftest import STAFF_PASSWORD, make_small_shop
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -16,9 +16,8 @@ from django.utils import timezone
 
 from patron.loyalty.programme import configure_programme, get_programme
 from patron.loyalty.tiers import define_tier
-from tests.conftest import require
+from tests.web.browser import logged_in_page
 from tests.web.conftest import STAFF_PASSWORD
-from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.web.test_loyalty_views import _members
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -44,56 +43,45 @@ def test_loyalty_overview_and_member_panel_in_both_languages(
     base = str(live_server.url)  # type: ignore[attr-defined]
     shots = artifacts_dir / "browser-loyalty"
     shots.mkdir(exist_ok=True)
-    require(CHROMIUM.exists(), f"Debian's chromium is not installed at {CHROMIUM}")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="en-US")
-        try:
-            page.goto(f"{base}/login/?next=/loyalty/")
-            page.fill("input[name=username]", "mei")
-            page.fill("input[name=password]", STAFF_PASSWORD)
-            page.click("button.button-primary")
+    with logged_in_page(base, "mei", "/loyalty/") as page:
+        # when the overview opens, then its figures are shown and both charts drawn
+        expect(page.locator("h1.page-title")).to_have_text("Programme overview")
+        expect(page.locator("a.menu-item.is-active")).to_contain_text("Programme overview")
+        expect(page.locator("[data-kpi=liability] .kpi-value")).to_have_text("¥12.00")
+        expect(page.locator("[data-kpi=redemption_rate] .kpi-value")).to_have_text("25.0%")
+        month_bars = "[data-plotly-figure=loyalty-points-month-figure] .barlayer"
+        tier_bars = "[data-plotly-figure=loyalty-tiers-figure] .barlayer"
+        expect(page.locator(month_bars)).to_have_count(1)
+        expect(page.locator(tier_bars)).to_have_count(1)
+        page.screenshot(path=shots / "01-overview-en.png", full_page=True)
 
-            # when the overview opens, then its figures are shown and both charts drawn
-            expect(page.locator("h1.page-title")).to_have_text("Programme overview")
-            expect(page.locator("a.menu-item.is-active")).to_contain_text("Programme overview")
-            expect(page.locator("[data-kpi=liability] .kpi-value")).to_have_text("¥12.00")
-            expect(page.locator("[data-kpi=redemption_rate] .kpi-value")).to_have_text("25.0%")
-            month_bars = "[data-plotly-figure=loyalty-points-month-figure] .barlayer"
-            tier_bars = "[data-plotly-figure=loyalty-tiers-figure] .barlayer"
-            expect(page.locator(month_bars)).to_have_count(1)
-            expect(page.locator(tier_bars)).to_have_count(1)
-            page.screenshot(path=shots / "01-overview-en.png", full_page=True)
+        # when a member's customer page opens, then the panel shows balances and ledger
+        page.goto(f"{base}/customers/C-LI/")
+        panel = page.locator("[data-card=loyalty]")
+        expect(panel.locator("[data-balance=available] .score-value")).to_have_text("1,000")
+        expect(panel.locator("[data-field=tier] .tag").first).to_have_text("Gold 金卡")
+        expect(panel.locator("table[data-table=ledger] tbody tr")).to_have_count(3)
+        panel.scroll_into_view_if_needed()
+        page.screenshot(path=shots / "02-member-panel-en.png", full_page=True)
 
-            # when a member's customer page opens, then the panel shows balances and ledger
-            page.goto(f"{base}/customers/C-LI/")
-            panel = page.locator("[data-card=loyalty]")
-            expect(panel.locator("[data-balance=available] .score-value")).to_have_text("1,000")
-            expect(panel.locator("[data-field=tier] .tag").first).to_have_text("Gold 金卡")
-            expect(panel.locator("table[data-table=ledger] tbody tr")).to_have_count(3)
-            panel.scroll_into_view_if_needed()
-            page.screenshot(path=shots / "02-member-panel-en.png", full_page=True)
+        # when the language is switched to Chinese, then both pages speak Chinese
+        page.goto(f"{base}/loyalty/")
+        page.click("button.lang-option[value=zh-hans]")
+        expect(page.locator("h1.page-title")).to_have_text("积分计划概览")
+        expect(page.locator("[data-kpi=liability] .kpi-label")).to_have_text("未兑积分负债")
+        expect(page.locator(month_bars)).to_have_count(1)
+        page.screenshot(path=shots / "03-overview-zh.png", full_page=True)
+        page.goto(f"{base}/customers/C-LI/")
+        expect(panel.locator(".card-title")).to_have_text("会员积分")
+        expect(panel.locator("[data-entry=redeem] .ledger-kind")).to_have_text("已兑换")
+        page.screenshot(path=shots / "04-member-panel-zh.png", full_page=True)
 
-            # when the language is switched to Chinese, then both pages speak Chinese
-            page.goto(f"{base}/loyalty/")
-            page.click("button.lang-option[value=zh-hans]")
-            expect(page.locator("h1.page-title")).to_have_text("积分计划概览")
-            expect(page.locator("[data-kpi=liability] .kpi-label")).to_have_text("未兑积分负债")
-            expect(page.locator(month_bars)).to_have_count(1)
-            page.screenshot(path=shots / "03-overview-zh.png", full_page=True)
-            page.goto(f"{base}/customers/C-LI/")
-            expect(panel.locator(".card-title")).to_have_text("会员积分")
-            expect(panel.locator("[data-entry=redeem] .ledger-kind")).to_have_text("已兑换")
-            page.screenshot(path=shots / "04-member-panel-zh.png", full_page=True)
-
-            # and the manager's settings form is there, in Chinese
-            page.goto(f"{base}/loyalty/programme/")
-            expect(page.locator("h1.page-title")).to_have_text("积分计划设置")
-            expect(page.locator("form[data-form=programme] input[name=name]")).to_have_value(
-                "Tea Club 茶友会"
-            )
-            page.screenshot(path=shots / "05-programme-settings-zh.png", full_page=True)
-        finally:
-            browser.close()
+        # and the manager's settings form is there, in Chinese
+        page.goto(f"{base}/loyalty/programme/")
+        expect(page.locator("h1.page-title")).to_have_text("积分计划设置")
+        expect(page.locator("form[data-form=programme] input[name=name]")).to_have_value(
+            "Tea Club 茶友会"
+        )
+        page.screenshot(path=shots / "05-programme-settings-zh.png", full_page=True)

@@ -16,10 +16,9 @@ from django.contrib.auth.models import User
 from patron.demo.generator import DemoWorld
 from patron.recommend.models import Recommendation
 from patron.recommend.services import train_recommendations
-from tests.conftest import require
 from tests.recommend.conftest import demo_shop, recommend_world  # noqa: F401  (the shop shown)
+from tests.web.browser import logged_in_page
 from tests.web.conftest import STAFF_PASSWORD
-from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -43,52 +42,41 @@ def test_customer_recommendations_and_evaluation_page(
     base = str(live_server.url)  # type: ignore[attr-defined]
     shots = artifacts_dir / "browser-recommend"
     shots.mkdir(exist_ok=True)
-    require(CHROMIUM.exists(), f"Debian's chromium is not installed at {CHROMIUM}")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="en-US")
-        try:
-            page.goto(f"{base}/login/?next=/customers/{customer}/")
-            page.fill("input[name=username]", "lin")
-            page.fill("input[name=password]", STAFF_PASSWORD)
-            page.click("button.button-primary")
+    with logged_in_page(base, "lin", f"/customers/{customer}/") as page:
+        # when the customer page opens, then ten recommendations show, each with a reason
+        panel = page.locator("[data-card=recommendations]")
+        rows = panel.locator("table[data-table=recommendations] tbody tr")
+        expect(rows).to_have_count(10)
+        expect(panel.locator(".card-extra")).to_have_text(f"Precomputed by training #{run.pk}")
+        reasons = rows.locator("td.reason").all_inner_texts()
+        assert all(
+            reason.startswith(("Because you bought ", "Often bought with ", "Popular "))
+            for reason in reasons
+        ), reasons
+        panel.scroll_into_view_if_needed()
+        page.screenshot(path=shots / "01-customer-en.png", full_page=True)
 
-            # when the customer page opens, then ten recommendations show, each with a reason
-            panel = page.locator("[data-card=recommendations]")
-            rows = panel.locator("table[data-table=recommendations] tbody tr")
-            expect(rows).to_have_count(10)
-            expect(panel.locator(".card-extra")).to_have_text(f"Precomputed by training #{run.pk}")
-            reasons = rows.locator("td.reason").all_inner_texts()
-            assert all(
-                reason.startswith(("Because you bought ", "Often bought with ", "Popular "))
-                for reason in reasons
-            ), reasons
-            panel.scroll_into_view_if_needed()
-            page.screenshot(path=shots / "01-customer-en.png", full_page=True)
+        # when the evaluation page opens, then every recommender has its row
+        page.goto(f"{base}/analytics/recommendations/")
+        expect(page.locator("h1.page-title")).to_have_text("Recommendations")
+        expect(page.locator("a.menu-item.is-active")).to_contain_text("Recommendations")
+        expect(page.locator("table[data-table=report] tbody tr")).to_have_count(len(run.report))
+        expect(page.locator("tr[data-recommender=hybrid] .tag")).to_have_text("served")
+        page.screenshot(path=shots / "02-evaluation-en.png", full_page=True)
 
-            # when the evaluation page opens, then every recommender has its row
-            page.goto(f"{base}/analytics/recommendations/")
-            expect(page.locator("h1.page-title")).to_have_text("Recommendations")
-            expect(page.locator("a.menu-item.is-active")).to_contain_text("Recommendations")
-            expect(page.locator("table[data-table=report] tbody tr")).to_have_count(len(run.report))
-            expect(page.locator("tr[data-recommender=hybrid] .tag")).to_have_text("served")
-            page.screenshot(path=shots / "02-evaluation-en.png", full_page=True)
-
-            # when the language is switched to Chinese, then both pages speak Chinese
-            page.click("button.lang-option[value=zh-hans]")
-            expect(page.locator("h1.page-title")).to_have_text("商品推荐")
-            expect(page.locator("[data-card=report] .card-title")).to_have_text("评估报告")
-            page.screenshot(path=shots / "03-evaluation-zh.png", full_page=True)
-            page.goto(f"{base}/customers/{customer}/")
-            expect(panel.locator(".card-title")).to_have_text("为该客户推荐")
-            reasons = rows.locator("td.reason").all_inner_texts()
-            assert all(
-                reason.startswith(("因为您买过", "常与", "当前热销", "与您相似的顾客喜欢"))
-                for reason in reasons
-            ), reasons
-            panel.scroll_into_view_if_needed()
-            page.screenshot(path=shots / "04-customer-zh.png", full_page=True)
-        finally:
-            browser.close()
+        # when the language is switched to Chinese, then both pages speak Chinese
+        page.click("button.lang-option[value=zh-hans]")
+        expect(page.locator("h1.page-title")).to_have_text("商品推荐")
+        expect(page.locator("[data-card=report] .card-title")).to_have_text("评估报告")
+        page.screenshot(path=shots / "03-evaluation-zh.png", full_page=True)
+        page.goto(f"{base}/customers/{customer}/")
+        expect(panel.locator(".card-title")).to_have_text("为该客户推荐")
+        reasons = rows.locator("td.reason").all_inner_texts()
+        assert all(
+            reason.startswith(("因为您买过", "常与", "当前热销", "与您相似的顾客喜欢"))
+            for reason in reasons
+        ), reasons
+        panel.scroll_into_view_if_needed()
+        page.screenshot(path=shots / "04-customer-zh.png", full_page=True)
