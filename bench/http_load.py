@@ -1,0 +1,102 @@
+"""Open-loop HTTP load shared by the benchmarks (bench/loyalty.py, bench/recommend.py).
+
+Request ``i`` is due at ``start + i / rate`` and its latency counts from then, so a slow answer
+delays nothing else's clock. ``connections`` threads each keep one HTTP/1.1 connection open
+(as a shop's backend keeps a pool) and take the next due request; when all are busy a request
+waits, and that wait counts too.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+#: Keep-alive connections of the load process (each serves the next due request).
+CONNECTIONS = 32
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request of the load: method, path, body, extra headers, the status expected."""
+
+    method: str
+    path: str
+    body: bytes | None = None
+    headers: dict[str, str] | None = None
+    expected_status: int = 200
+
+
+def open_loop(
+    base: str,
+    headers: dict[str, str],
+    request_for: Callable[[int], Request],
+    rate: float,
+    seconds: float,
+    connections: int = CONNECTIONS,
+) -> dict[str, Any]:
+    """Send ``rate * seconds`` requests (``request_for(i)``) at a fixed rate; latencies in ms.
+
+    Returns ``requests, failures, first_failures, p50_ms, p99_ms, max_ms``.
+    """
+    total = int(rate * seconds)
+    latencies: list[float] = [0.0] * total
+    failures: list[str] = []
+    lock = threading.Lock()
+    address = urlsplit(base)
+    host, port = address.hostname or "127.0.0.1", address.port
+    start = time.perf_counter() + 0.5
+    next_index = iter(range(total))
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection(host, port, timeout=30)
+        while True:
+            with lock:
+                index = next(next_index, None)
+            if index is None:
+                break
+            due = start + index / rate
+            pause = due - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            request = request_for(index)
+            try:
+                connection.request(
+                    request.method,
+                    request.path,
+                    body=request.body,
+                    headers={**headers, **(request.headers or {})},
+                )
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as error:
+                with lock:
+                    failures.append(repr(error)[:200])
+                status = -1
+                connection.close()
+                connection = http.client.HTTPConnection(host, port, timeout=30)
+            latencies[index] = time.perf_counter() - due
+            if status != request.expected_status:
+                with lock:
+                    failures.append(f"status {status}")
+        connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ordered = sorted(latencies)
+    return {
+        "requests": total,
+        "failures": len(failures),
+        "first_failures": failures[:3],
+        "p50_ms": 1000 * ordered[total // 2],
+        "p99_ms": 1000 * ordered[min(total - 1, int(total * 0.99))],
+        "max_ms": 1000 * ordered[-1],
+    }
