@@ -25,7 +25,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from patron.engine.frames import EngineInputError
-from patron.engine.recommend.base import Reasons, Recommender, history_reasons, reject_params
+from patron.engine.recommend.base import (
+    Reasons,
+    Recommender,
+    history_reasons,
+    reject_params,
+    top_n,
+)
 from patron.engine.recommend.interactions import FloatArray, IntArray, Interactions
 
 SIMILARITY_CHUNK = 1_024
@@ -68,9 +74,9 @@ def top_k_similarity(left: sp.csr_matrix, right: sp.csr_matrix, k: int) -> sp.cs
         block[np.arange(len(block_items)), block_items] = 0.0
         if k == 0:
             continue
-        best = np.argpartition(-block, k - 1, axis=1)[:, :k]
-        best_values = np.take_along_axis(block, best, axis=1)
-        keep = best_values > 0
+        best = top_n(block, k)
+        best_values = np.take_along_axis(block, np.maximum(best, 0), axis=1)
+        keep = (best >= 0) & (best_values > 0)
         rows.append(np.repeat(block_items, keep.sum(axis=1)))
         columns.append(best[keep])
         values.append(best_values[keep])
