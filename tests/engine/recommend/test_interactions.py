@@ -131,3 +131,28 @@ def test_holdout_truth_is_what_was_bought_after_the_cut_and_not_before() -> None
         for customer, items in split.truth.items()
     } == {"a": ["p2"]}
     assert split.train.reference_day == day_of(NOW - dt.timedelta(days=5))
+
+
+def test_integer_ids_keep_their_order_of_first_appearance_after_the_listed_items() -> None:
+    # given integer ids, encoded by numpy rather than one dictionary look-up per event
+    frame = pl.DataFrame(
+        {
+            "customer_id": [30, 10, 30, 20],
+            "product_id": [7, 5, 9, 7],
+            "event_type": ["purchase", "purchase", "view", None],
+            "occurred_at": [NOW, NOW, NOW, NOW],
+        }
+    )
+
+    # when
+    interactions = build_interactions(frame, items=[9, 4])
+
+    # then
+    assert interactions.customer_ids.tolist() == [30, 10, 20]
+    assert interactions.item_ids.tolist() == [9, 4, 7, 5]
+    assert interactions.events.kind.tolist() == ["purchase", "purchase", "view", None]
+    np.testing.assert_allclose(
+        interactions.matrix.toarray(),
+        [[0.1, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]],
+        rtol=1e-6,
+    )
