@@ -9,9 +9,14 @@ waits, and that wait counts too.
 from __future__ import annotations
 
 import http.client
+import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -100,3 +105,46 @@ def open_loop(
         "p99_ms": 1000 * ordered[min(total - 1, int(total * 0.99))],
         "max_ms": 1000 * ordered[-1],
     }
+
+
+@contextmanager
+def patron_server(env: dict[str, str], workers: int = 2, threads: int = 4) -> Iterator[str]:
+    """``patron serve``'s gunicorn (``workers`` x ``threads``) on a free local port with the
+    environment ``env``; yields its base URL once it answers, and stops it afterwards."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "patron.web.server",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(base)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _wait_for(base: str, seconds: float = 60.0) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/api/v1/openapi.json", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"the server at {base} did not answer in {seconds:.0f} s")

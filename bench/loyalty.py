@@ -32,12 +32,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from typing import Any
 
 POSTGRES_SERVER = os.environ.get(
@@ -185,23 +183,6 @@ def commit_per_order_floor(url: str, orders: int) -> float:
         return orders / (time.perf_counter() - started)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for(base: str, seconds: float = 60.0) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/api/v1/openapi.json", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"the server at {base} did not answer in {seconds:.0f} s")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=20_000)
@@ -225,7 +206,6 @@ def main() -> None:
         admin.execute(f"CREATE DATABASE {name}")
         admin.execute(f"DROP DATABASE IF EXISTS {name}_floor")
         admin.execute(f"CREATE DATABASE {name}_floor")
-    server: subprocess.Popen[bytes] | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="patron-bench-loyalty-") as home:
             env = {
@@ -281,47 +261,28 @@ def main() -> None:
                 earning[f"{label}_wall_s"] = wall
                 done += share * workers
 
-            port = _free_port()
-            base = f"http://127.0.0.1:{port}"
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "patron.web.server",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "4",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            _wait_for(base)
-            ids = ",".join(shop["member_ids"])
-            for kind in ("read", "redeem"):
-                # Warm-up, not measured: the workers import the API and open their database
-                # connections on their first requests.
-                _child(env, "load", base, shop["token"], ids, kind, "20", "2")
-            latency = {
-                kind: _child(
-                    env,
-                    "load",
-                    base,
-                    shop["token"],
-                    ids,
-                    kind,
-                    str(arguments.rate),
-                    str(arguments.seconds),
-                )
-                for kind in ("read", "redeem")
-            }
+            from http_load import patron_server
+
+            with patron_server(env) as base:
+                ids = ",".join(shop["member_ids"])
+                for kind in ("read", "redeem"):
+                    # Warm-up, not measured: the workers import the API and open their database
+                    # connections on their first requests.
+                    _child(env, "load", base, shop["token"], ids, kind, "20", "2")
+                latency = {
+                    kind: _child(
+                        env,
+                        "load",
+                        base,
+                        shop["token"],
+                        ids,
+                        kind,
+                        str(arguments.rate),
+                        str(arguments.seconds),
+                    )
+                    for kind in ("read", "redeem")
+                }
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
         with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             admin.execute(f"DROP DATABASE IF EXISTS {name}_floor WITH (FORCE)")

@@ -48,12 +48,10 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -314,23 +312,6 @@ def _child(env: dict[str, str] | None, *arguments: str) -> Any:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for(base: str, seconds: float = 60.0) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/api/v1/openapi.json", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"the server at {base} did not answer in {seconds:.0f} s")
-
-
 def measure_training(arguments: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="patron-bench-recommend-") as folder:
         path = str(Path(folder) / "interactions.parquet")
@@ -391,7 +372,6 @@ def measure_http(arguments: argparse.Namespace) -> dict[str, Any]:
     with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name}")
         admin.execute(f"CREATE DATABASE {name}")
-    server: subprocess.Popen[bytes] | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="patron-bench-recommend-") as home:
             env = {
@@ -406,60 +386,41 @@ def measure_http(arguments: argparse.Namespace) -> dict[str, Any]:
             shop = _child(env, "setup", str(arguments.shop_customers))
             if not shop["with_list"]:
                 return {"skipped": "the demo shop's training stored no list", **shop}
-            port = _free_port()
-            base = f"http://127.0.0.1:{port}"
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "patron.web.server",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "4",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            _wait_for(base)
-            mixed = [
-                customer
-                for pair in zip(shop["with_list"], shop["without_list"], strict=False)
-                for customer in pair
-            ] or shop["with_list"]
-            ids = ",".join(mixed)
-            # Warm-up, not measured: the workers import the API and open their connections.
-            _child(env, "load", base, shop["token"], ids, "20", "2")
-            latency = _child(
-                env,
-                "load",
-                base,
-                shop["token"],
-                ids,
-                str(arguments.rate),
-                str(arguments.seconds),
-            )
-            # The two kinds apart, to tell where the time goes (not the goal's figure).
-            by_kind = {
-                kind: _child(
+            from http_load import patron_server
+
+            with patron_server(env) as base:
+                mixed = [
+                    customer
+                    for pair in zip(shop["with_list"], shop["without_list"], strict=False)
+                    for customer in pair
+                ] or shop["with_list"]
+                ids = ",".join(mixed)
+                # Warm-up, not measured: the workers import the API and open their connections.
+                _child(env, "load", base, shop["token"], ids, "20", "2")
+                latency = _child(
                     env,
                     "load",
                     base,
                     shop["token"],
-                    ",".join(shop[kind]),
+                    ids,
                     str(arguments.rate),
                     str(arguments.seconds),
                 )
-                for kind in ("with_list", "without_list")
-                if shop[kind]
-            }
+                # The two kinds apart, to tell where the time goes (not the goal's figure).
+                by_kind = {
+                    kind: _child(
+                        env,
+                        "load",
+                        base,
+                        shop["token"],
+                        ",".join(shop[kind]),
+                        str(arguments.rate),
+                        str(arguments.seconds),
+                    )
+                    for kind in ("with_list", "without_list")
+                    if shop[kind]
+                }
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
         with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     shop.pop("token")
