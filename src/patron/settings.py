@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "patron.privacy",
     "patron.customers",
     "patron.catalog",
     "patron.orders",

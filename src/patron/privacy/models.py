@@ -1,0 +1,1 @@
+"""Consent, audit and data subject request tables."""
