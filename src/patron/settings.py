@@ -9,6 +9,7 @@
 ``PATRON_ALLOWED_HOSTS`` comma-separated host names (default: localhost names)
 ``PATRON_RECOMMEND_REPEAT_CATEGORIES`` category paths recommended again after a purchase
 ``PATRON_RECOMMEND_DIVERSITY`` MMR diversity weight of served lists (default 0.2)
+``PATRON_CONSENT_DEFAULTS`` consent of undecided customers per purpose (docs/privacy.md)
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "patron.privacy.audit.AuditRequestMiddleware",
     "patron.api.idempotency.IdempotencyKeyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -185,6 +187,11 @@ RECOMMEND_REPEAT_PURCHASE_CATEGORIES = [
 ]
 #: Weight of the diversity re-ranking (maximal marginal relevance) of recommendation lists.
 RECOMMEND_DIVERSITY = float(os.environ.get("PATRON_RECOMMEND_DIVERSITY", "0.2"))
+#: Consent of customers who have not decided, per purpose; marketing is never granted by
+#: default. PATRON_CONSENT_DEFAULTS="personalisation=withdrawn" asks for explicit consent.
+CONSENT_DEFAULTS = os.environ.get(
+    "PATRON_CONSENT_DEFAULTS", "personalisation=granted,analytics=granted"
+)
 
 LOGGING = {
     "version": 1,
