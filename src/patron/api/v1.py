@@ -6,7 +6,7 @@ from ninja import NinjaAPI, Router
 
 from patron.api.auth import BearerTokenAuth, StaffSessionAuth
 from patron.api.errors import install_error_handlers
-from patron.api.routers import analytics, coupons, customers, ingest, loyalty, recommend
+from patron.api.routers import analytics, coupons, customers, ingest, loyalty, privacy, recommend
 
 #: (URL prefix, router) of every domain; a new app adds its router here.
 ROUTERS: list[tuple[str, Router]] = [
@@ -17,6 +17,8 @@ ROUTERS: list[tuple[str, Router]] = [
     ("/coupons", coupons.router),
     # Paths under /customers, /products and /recommendations: mounted at the root.
     ("", recommend.router),
+    # /customers/{external_id}/consents: mounted at the root as well.
+    ("", privacy.router),
 ]
 
 api = NinjaAPI(
