@@ -9,8 +9,10 @@ printable ASCII characters, a UUID is usual):
   is not kept, so that the retry runs again);
 - the same request again (same method, path and body, same credential) gets the kept answer,
   marked ``Idempotent-Replayed: true``;
-- another request with a key already used gets ``409 idempotency_key_reused``, and a retry
-  that arrives while the first is still running gets ``409 idempotency_key_in_use``.
+- another request with a key already used gets ``409 idempotency_key_reused``;
+- a retry that arrives while the first is still running waits for it and gets its answer
+  (the key's record commits with the write); a record left without an answer (written by an
+  older version) gets ``409 idempotency_key_in_use``.
 
 Keys are scoped to the credential (the bearer token's hash, or the session's user), so that
 two clients choosing the same key never see each other's answers. Endpoints whose effects must
@@ -22,11 +24,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from patron.api.errors import ApiError, error_response
 from patron.api.models import IdempotentRequest
+from patron.core.sql import insert, quote
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -73,6 +76,22 @@ def _scope(request: HttpRequest) -> str | None:
     return None
 
 
+def _keep_answer(record_pk: int, response: HttpResponseBase) -> None:
+    """Store the answer on the key's record, to be replayed to a retry."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(IdempotentRequest._meta.db_table)} "
+            f"SET {quote('status')} = %s, {quote('response_body')} = %s, "
+            f"{quote('content_type')} = %s WHERE {quote('id')} = %s",
+            [
+                response.status_code,
+                bytes(getattr(response, "content", b"")),
+                response.get("Content-Type", ""),
+                record_pk,
+            ],
+        )
+
+
 def _replay(record: IdempotentRequest) -> HttpResponse:
     response = HttpResponse(
         bytes(record.response_body), status=record.status, content_type=record.content_type
@@ -103,31 +122,32 @@ class IdempotencyKeyMiddleware:
             # Nobody to scope the key to: authentication will refuse the request anyway.
             return self.get_response(request)
         fingerprint = hashlib.sha256(request.body).hexdigest()
+        # The key's record, the write and its answer commit together (one commit, not three):
+        # a retry racing the first waits on the key's unique index until the first is
+        # answered and then gets that answer; a failed write leaves no record behind.
         try:
             with transaction.atomic():
-                record = IdempotentRequest.objects.create(
-                    scope=scope,
-                    key=key,
-                    method=request.method or "",
-                    path=request.path,
-                    body_sha256=fingerprint,
+                # Hand-written SQL (patron.core.sql): this runs around every API write.
+                (record,) = insert(
+                    [
+                        IdempotentRequest(
+                            scope=scope,
+                            key=key,
+                            method=request.method or "",
+                            path=request.path,
+                            body_sha256=fingerprint,
+                        )
+                    ]
                 )
+                response = self.get_response(request)
+                if response.status_code >= 500 or response.status_code in (401, 403):
+                    # Not an answer to keep: the retry must run again (or authenticate first).
+                    transaction.set_rollback(True)
+                    return response
+                _keep_answer(record.pk, response)
+                return response
         except IntegrityError:
             return self._answer_repeat(request, scope, key, fingerprint)
-        try:
-            response = self.get_response(request)
-        except BaseException:
-            record.delete()
-            raise
-        if response.status_code >= 500 or response.status_code in (401, 403):
-            # Not an answer to keep: the retry must run again (or authenticate first).
-            record.delete()
-            return response
-        record.status = response.status_code
-        record.response_body = bytes(getattr(response, "content", b""))
-        record.content_type = response.get("Content-Type", "")
-        record.save(update_fields=["status", "response_body", "content_type"])
-        return response
 
     def _answer_repeat(
         self, request: HttpRequest, scope: str, key: str, fingerprint: str

@@ -30,10 +30,11 @@ from fractions import Fraction
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from patron.core.bulk import insert_models, update_integers
+from patron.core.sql import columns, fetch_all, increment, insert
 from patron.loyalty.errors import (
     IdempotencyConflictError,
     InsufficientPointsError,
@@ -64,6 +65,8 @@ from patron.loyalty.programme import (
 )
 from patron.loyalty.tiers import evaluate_member_tier, in_window, qualifying_values
 from patron.orders.models import Order, OrderLine, Refund
+from patron.privacy import audit
+from patron.privacy.choices import AuditActionChoices
 
 Kind = TransactionKindChoices
 Account = AccountChoices
@@ -173,23 +176,30 @@ def _record(
     """Write a transaction, its postings and the matching change of the cached balance."""
     if sum(legs.values()) != 0:
         raise AssertionError(f"postings of a {kind} must sum to zero: {legs}")
-    entry = LedgerTransaction.objects.create(
-        programme_id=member.programme_id,
-        member=member,
-        kind=kind,
-        idempotency_key=key,
-        request_fingerprint=fingerprint,
-        points=points,
-        occurred_at=occurred_at,
-        **fields,
+    # Every change of points passes here: hand-written inserts (patron.core.sql), not the
+    # ORM's compiled ones, keep an API redemption to a few milliseconds.
+    (entry,) = insert(
+        [
+            LedgerTransaction(
+                programme_id=member.programme_id,
+                member=member,
+                kind=kind,
+                idempotency_key=key,
+                request_fingerprint=fingerprint,
+                points=points,
+                occurred_at=occurred_at,
+                **fields,
+            )
+        ]
     )
-    Posting.objects.bulk_create(
+    postings = insert(
         [
             Posting(transaction=entry, member=member, account=account, points=amount)
             for account, amount in legs.items()
             if amount
         ]
     )
+    _remember_postings(entry, postings)
     deltas = {
         "pending": legs.get(Account.MEMBER_PENDING, 0),
         "available": legs.get(Account.MEMBER_AVAILABLE, 0),
@@ -201,27 +211,39 @@ def _record(
         "lifetime_earned": -legs.get(Account.PROGRAMME_ISSUED, 0)
         - min(0, legs.get(Account.PROGRAMME_ADJUSTMENTS, 0)),
     }
-    updates = {field: F(field) + delta for field, delta in deltas.items() if delta}
-    if updates:
-        PointBalance.objects.filter(member_id=member.pk).update(**updates)
+    increment(PointBalance, "member", member.pk, deltas)
     return entry
 
 
+def _remember_postings(entry: LedgerTransaction, postings: list[Posting]) -> None:
+    """Keep the postings just written as ``entry.postings.all()``, as a prefetch would, so
+    that answering with the entry reads nothing back (postings are never changed)."""
+    written = entry.postings.all()
+    written._result_cache = postings  # type: ignore[attr-defined]
+    written._prefetch_done = True  # type: ignore[attr-defined]
+    entry._prefetched_objects_cache = {"postings": written}  # type: ignore[attr-defined]
+
+
 def _available_lots(member_id: int) -> list[PointLot]:
-    # FIFO: the oldest earning is spent (and expires) first.
-    return list(
-        PointLot.objects.filter(
-            member_id=member_id, activated_by__isnull=False, remaining_points__gt=0
-        ).order_by("earned_at", "pk")
-    )
+    return _open_lots(member_id, activated=True)
 
 
 def _pending_lots(member_id: int) -> list[PointLot]:
-    return list(
-        PointLot.objects.filter(
-            member_id=member_id, activated_by__isnull=True, remaining_points__gt=0
-        ).order_by("earned_at", "pk")
+    return _open_lots(member_id, activated=False)
+
+
+def _open_lots(member_id: int, *, activated: bool) -> list[PointLot]:
+    """The member's lots with points left, available or pending, oldest first (FIFO: the
+    oldest earning is spent and expires first). SQL of its own: every spend reads them."""
+    lot = columns(PointLot, "l")
+    rows = fetch_all(
+        f"SELECT {lot.sql} FROM {lot.table} WHERE {lot.column('member_id')} = %s "
+        f"AND {lot.column('activated_by_id')} IS {'NOT ' if activated else ''}NULL "
+        f"AND {lot.column('remaining_points')} > 0 "
+        f"ORDER BY {lot.column('earned_at')}, {lot.column('id')}",
+        [member_id],
     )
+    return [instance for row in rows if (instance := lot.instance(row)) is not None]
 
 
 def _plan(lots: Iterable[PointLot], points: int) -> list[tuple[PointLot, int]]:
@@ -239,11 +261,9 @@ def _plan(lots: Iterable[PointLot], points: int) -> list[tuple[PointLot, int]]:
 
 
 def _consume(entry: LedgerTransaction, plan: list[tuple[PointLot, int]]) -> None:
-    LotConsumption.objects.bulk_create(
-        [LotConsumption(transaction=entry, lot=lot, points=take) for lot, take in plan]
-    )
+    insert([LotConsumption(transaction=entry, lot=lot, points=take) for lot, take in plan])
     for lot, take in plan:
-        PointLot.objects.filter(pk=lot.pk).update(remaining_points=F("remaining_points") - take)
+        increment(PointLot, "id", lot.pk, {"remaining_points": -take})
 
 
 def _new_lot(
@@ -953,10 +973,11 @@ def redeem_points(
 
     def apply() -> LedgerTransaction:
         locked_member, balance = _locked_member(member.pk)
-        found = _find(key, Kind.REDEEM, fingerprint)
-        if found is not None:
-            return found
         if balance.available < points:
+            # A replay of a redemption that spent these points is answered, not refused.
+            found = _find(key, Kind.REDEEM, fingerprint)
+            if found is not None:
+                return found
             raise InsufficientPointsError(points, balance.available)
         plan = _plan(_available_lots(member.pk), points)
         entry = _record(
@@ -973,8 +994,14 @@ def redeem_points(
         _consume(entry, plan)
         return entry
 
-    # apply() looks for the key under the lock: no unlocked read first (replays are rare).
+    # No read of the key first (replays are rare): a replay's insert of the key fails on its
+    # unique index, the transaction rolls back and _apply_once answers with the first one.
     return _apply_once(key, Kind.REDEEM, fingerprint, apply, check_first=False)
+
+
+#: Actors whose adjustments are the programme's own grants (birthday and anniversary points,
+#: referral bonuses: ``care.PROGRAMME_ACTOR``), not manual adjustments to audit.
+AUTOMATIC_ACTORS = frozenset({"programme"})
 
 
 def adjust_points(
@@ -991,7 +1018,8 @@ def adjust_points(
     ``reason`` is required and ``actor`` names who did it (``user:alice``,
     ``token:shop-api``). Added points form a lot that expires by the programme's policy and
     first repay any debt; removed points must be available (else
-    :class:`InsufficientPointsError`). Adjustments do not count towards tiers.
+    :class:`InsufficientPointsError`). Adjustments do not count towards tiers. Adjustments by
+    a person or a token (not the programme's own grants) are written to the audit log.
     """
     member = _check_member(member)
     points = _check_points(points, allow_negative=True)
@@ -1033,16 +1061,23 @@ def adjust_points(
             )
             _new_lot(locked_member, entry, as_of, available_at=as_of, activated_by=entry)
             _repay_debt(locked_member, as_of, entry)
-            return entry
-        if balance.available < -points:
-            raise InsufficientPointsError(-points, balance.available)
-        plan = _plan(_available_lots(member.pk), -points)
-        entry = _record(
-            locked_member,
-            legs={Account.MEMBER_AVAILABLE: points, Account.PROGRAMME_ADJUSTMENTS: -points},
-            **common,
-        )
-        _consume(entry, plan)
+        else:
+            if balance.available < -points:
+                raise InsufficientPointsError(-points, balance.available)
+            plan = _plan(_available_lots(member.pk), -points)
+            entry = _record(
+                locked_member,
+                legs={Account.MEMBER_AVAILABLE: points, Account.PROGRAMME_ADJUSTMENTS: -points},
+                **common,
+            )
+            _consume(entry, plan)
+        if actor not in AUTOMATIC_ACTORS:
+            # In the adjustment's transaction: no adjustment without its audit event.
+            audit.record(
+                AuditActionChoices.POINTS_ADJUSTMENT,
+                customer=locked_member.customer,
+                details={"points": points, "transaction_id": entry.pk, "actor": actor},
+            )
         return entry
 
     return _apply_once(key, Kind.ADJUST, fingerprint, apply)

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
-from django.db import models
+from django.db import connection, models
 
-from patron.loyalty.models import PointBalance
+from patron.core.sql import columns, fetch_one, link, quote
+from patron.loyalty.models import Member, PointBalance, Programme, Tier
 
 ModelT = TypeVar("ModelT", bound=models.Model)
 
@@ -31,9 +32,31 @@ def lock_point_balances(member_ids: Iterable[int]) -> list[PointBalance]:
 
 def lock_point_balance(member_id: int) -> PointBalance:
     """Lock one member's balance row, loading the member, its tier and programme in the same
-    query (only the balance row is locked: ``FOR UPDATE OF`` on PostgreSQL)."""
-    return (
-        PointBalance.objects.select_related("member__programme", "member__tier")
-        .select_for_update(of=("self",))
-        .get(member_id=member_id)
+    query (only the balance row is locked: ``FOR UPDATE OF`` on PostgreSQL). Every write of
+    points takes this lock, so it is one statement of SQL (``patron.core.sql``)."""
+    balance_columns = columns(PointBalance, "b")
+    member_columns = columns(Member, "m")
+    programme_columns = columns(Programme, "p")
+    tier_columns = columns(Tier, "t")
+    lock = " FOR UPDATE OF b" if connection.features.has_select_for_update_of else ""
+    row = fetch_one(
+        f"SELECT {balance_columns.sql}, {member_columns.sql}, {programme_columns.sql}, "
+        f"{tier_columns.sql} FROM {balance_columns.table} "
+        f"JOIN {member_columns.table} ON m.{quote('id')} = {balance_columns.column('member_id')} "
+        f"JOIN {programme_columns.table} ON p.{quote('id')} = "
+        f"{member_columns.column('programme_id')} "
+        f"LEFT JOIN {tier_columns.table} ON t.{quote('id')} = {member_columns.column('tier_id')} "
+        f"WHERE {balance_columns.column('member_id')} = %s{lock}",
+        [member_id],
     )
+    if row is None:
+        raise PointBalance.DoesNotExist(f"member #{member_id} has no point balance")
+    balance = balance_columns.instance(row)
+    member = member_columns.instance(row, len(balance_columns))
+    assert balance is not None
+    assert member is not None
+    offset = len(balance_columns) + len(member_columns)
+    link(member, "programme", programme_columns.instance(row, offset))
+    link(member, "tier", tier_columns.instance(row, offset + len(programme_columns)))
+    link(balance, "member", member)
+    return balance

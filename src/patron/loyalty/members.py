@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from patron.core.bulk import chunks, insert_models
+from patron.core.sql import columns, fetch_one, link, quote
 from patron.customers.models import Customer
 from patron.loyalty.errors import LoyaltyInputError, MemberNotFoundError
 from patron.loyalty.models import Member, PointBalance, Programme, Tier, TierChange
@@ -158,17 +159,49 @@ def _fresh_referral_codes(count: int) -> list[str]:
 
 
 def get_member(customer_external_id: str, programme: Programme | None = None) -> Member:
-    """The member for a customer's external id; :class:`MemberNotFoundError` if not enrolled."""
+    """The member for a customer's external id; :class:`MemberNotFoundError` if not enrolled.
+
+    The member comes with its programme, tier and customer. Without ``programme`` it is the
+    shop's programme (the first active one), found in the same query: this read is on the
+    path of every loyalty API call, so it is one statement of SQL (``patron.core.sql``)."""
     if not isinstance(customer_external_id, str) or not customer_external_id:
         raise LoyaltyInputError("customer_external_id", "must be a non-empty text")
-    programme = programme or get_programme()
-    member = (
-        Member.objects.select_related("programme", "tier", "customer")
-        .filter(programme=programme, customer__external_id=customer_external_id)
-        .first()
+    member_columns = columns(Member, "m")
+    programme_columns = columns(Programme, "p")
+    tier_columns = columns(Tier, "t")
+    customer_columns = columns(Customer, "c")
+    if programme is None:
+        programme_filter = (
+            f"(SELECT p1.{quote('id')} FROM {quote(Programme._meta.db_table)} p1 "
+            f"WHERE p1.{quote('is_active')} = %s ORDER BY p1.{quote('id')} LIMIT 1)"
+        )
+        params: list[object] = [customer_external_id, True]
+    else:
+        programme_filter = "%s"
+        params = [customer_external_id, programme.pk]
+    row = fetch_one(
+        f"SELECT {member_columns.sql}, {programme_columns.sql}, {tier_columns.sql}, "
+        f"{customer_columns.sql} FROM {member_columns.table} "
+        f"JOIN {customer_columns.table} "
+        f"ON c.{quote('id')} = {member_columns.column('customer_id')} "
+        f"JOIN {programme_columns.table} ON p.{quote('id')} = "
+        f"{member_columns.column('programme_id')} "
+        f"LEFT JOIN {tier_columns.table} ON t.{quote('id')} = {member_columns.column('tier_id')} "
+        f"WHERE c.{quote('external_id')} = %s "
+        f"AND {member_columns.column('programme_id')} = {programme_filter}",
+        params,
     )
-    if member is None:
+    if row is None:
+        programme = programme or get_programme()
         raise MemberNotFoundError(
             f"customer {customer_external_id!r} is not a member of {programme.name}"
         )
+    member = member_columns.instance(row)
+    assert member is not None
+    offset = len(member_columns)
+    link(member, "programme", programme_columns.instance(row, offset))
+    offset += len(programme_columns)
+    link(member, "tier", tier_columns.instance(row, offset))
+    offset += len(tier_columns)
+    link(member, "customer", customer_columns.instance(row, offset))
     return member

@@ -12,6 +12,7 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from patron.core.money import quantize_amount
+from patron.core.sql import columns, fetch_one
 from patron.customers.models import Customer
 from patron.loyalty.models import (
     CategoryMultiplier,
@@ -85,14 +86,22 @@ def member_balances(member: Member) -> MemberBalances:
 
 def cached_balances(member: Member) -> MemberBalances:
     """The member's cached balance row (always equal to :func:`member_balances`)."""
-    row = PointBalance.objects.get(member=member)
+    balance = columns(PointBalance, "b")
+    row = fetch_one(
+        f"SELECT {balance.sql} FROM {balance.table} WHERE {balance.column('member_id')} = %s",
+        [member.pk],
+    )
+    if row is None:
+        raise PointBalance.DoesNotExist(f"member #{member.pk} has no point balance")
+    cached = balance.instance(row)
+    assert cached is not None
     return MemberBalances(
-        pending=row.pending,
-        available=row.available,
-        expired=row.expired,
-        redeemed=row.redeemed,
-        lifetime_earned=row.lifetime_earned,
-        debt=row.debt,
+        pending=cached.pending,
+        available=cached.available,
+        expired=cached.expired,
+        redeemed=cached.redeemed,
+        lifetime_earned=cached.lifetime_earned,
+        debt=cached.debt,
     )
 
 
@@ -117,18 +126,18 @@ class Expiry:
 def next_expiry(member: Member) -> Expiry | None:
     """The next date on which some of the member's points (pending or available) expire,
     and how many; None when nothing is due to expire."""
-    first = (
-        PointLot.objects.filter(member=member, remaining_points__gt=0, expires_at__isnull=False)
-        .order_by("expires_at")
-        .values_list("expires_at", flat=True)
-        .first()
+    lot = columns(PointLot, "l")
+    expires_at = lot.column("expires_at")
+    # On the path of every member read: one statement, not two compiled queries.
+    row = fetch_one(
+        f"SELECT {expires_at}, SUM({lot.column('remaining_points')}) FROM {lot.table} "
+        f"WHERE {lot.column('member_id')} = %s AND {lot.column('remaining_points')} > 0 "
+        f"AND {expires_at} IS NOT NULL GROUP BY {expires_at} ORDER BY {expires_at} LIMIT 1",
+        [member.pk],
     )
-    if first is None:
+    if row is None:
         return None
-    total = PointLot.objects.filter(
-        member=member, remaining_points__gt=0, expires_at=first
-    ).aggregate(total=Sum("remaining_points"))["total"]
-    return Expiry(points=int(total or 0), expires_at=first)
+    return Expiry(points=int(row[1]), expires_at=lot.value("expires_at", row[0]))
 
 
 @dataclass(frozen=True)

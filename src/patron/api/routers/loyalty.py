@@ -809,11 +809,12 @@ def _reward_out(reward: Reward) -> dict[str, Any]:
 
 
 def _transaction_out(entry: LedgerTransaction | None, member: Member) -> dict[str, Any]:
-    fresh = None if entry is None else ledger_entries(member).get(pk=entry.pk)
-    return {"entry": fresh, "points": cached_balances(member).__dict__}
+    # The entry as the ledger returned it: its postings come along (a replayed one reads them).
+    return {"entry": entry, "points": cached_balances(member).__dict__}
 
 
 @router.post("/referrals", response={201: ReferralOut, **_ERRORS}, summary="Record a referral")
+@requires_scope(ScopeChoices.LOYALTY)
 def refer(request: HttpRequest, body: ReferralIn) -> Status[Referral]:
     """Record that the customer came through the member's referral code (the customer is
     enrolled if needed). Refused with the reason as ``code``: ``404 unknown_referral_code``;
