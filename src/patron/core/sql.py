@@ -31,9 +31,8 @@ class Columns(Generic[ModelT]):
         self.model = model
         self.alias = alias
         self.fields = list(model._meta.concrete_fields)
-        quote = connection.ops.quote_name
         self.table = f"{quote(model._meta.db_table)} {alias}"
-        self.sql = ", ".join(f"{alias}.{quote(field.column)}" for field in self.fields)
+        self.sql = ", ".join(f"{alias}.{quote(column_of(field))}" for field in self.fields)
         self.attnames = [field.attname for field in self.fields]
         # The converters get the column expression, as the ORM's compiler passes them.
         self._expressions = [field.get_col(alias) for field in self.fields]
@@ -47,8 +46,7 @@ class Columns(Generic[ModelT]):
 
     def column(self, attname: str) -> str:
         """The qualified column of field ``attname`` (``m."customer_id"``)."""
-        field = self.model._meta.get_field(attname)
-        return f"{self.alias}.{connection.ops.quote_name(field.column)}"  # type: ignore[union-attr]
+        return f"{self.alias}.{quote(column_of(self.model._meta.get_field(attname)))}"
 
     def value(self, attname: str, raw: Any) -> Any:
         """``raw``, read from the column of field ``attname``, as the ORM would give it."""
@@ -67,7 +65,7 @@ class Columns(Generic[ModelT]):
                 expression = self._expressions[index]
                 for convert in converters:
                     values[index] = convert(values[index], expression, connection)
-        primary_key = values[self.attnames.index(self.model._meta.pk.attname)]  # type: ignore[union-attr]
+        primary_key = values[self.attnames.index(self.model._meta.pk.attname)]
         if primary_key is None:
             return None
         return self.model.from_db(connection.alias, self.attnames, values)
@@ -127,7 +125,7 @@ def insert(instances: Sequence[ModelT]) -> list[ModelT]:
             for field in statement.fields
         )
     placeholders = ", ".join([statement.row] * len(instances))
-    pk_attname = model._meta.pk.attname  # type: ignore[union-attr]
+    pk_attname = model._meta.pk.attname
     with connection.cursor() as cursor:
         if connection.features.can_return_rows_from_bulk_insert:
             cursor.execute(f"{statement.sql} VALUES {placeholders} {statement.returning}", values)
@@ -159,10 +157,10 @@ class _InsertStatement:
             # The database numbers the row: an auto field's value comes back by RETURNING.
             if not (field is pk and getattr(field, "db_returning", False))
         ]
-        names = ", ".join(quote(field.column) for field in self.fields)
+        names = ", ".join(quote(column_of(field)) for field in self.fields)
         self.sql = f"INSERT INTO {quote(meta.db_table)} ({names})"
         self.row = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
-        self.returning = f"RETURNING {quote(pk.column)}"  # type: ignore[union-attr]
+        self.returning = f"RETURNING {quote(column_of(pk))}"
 
 
 @cache
@@ -177,17 +175,23 @@ def increment(model: type[models.Model], key_field: str, key: Any, deltas: dict[
     if not changes:
         return 0
     meta = model._meta
-    assignments = ", ".join(
-        f"{quote(meta.get_field(name).column)} = {quote(meta.get_field(name).column)} + %s"  # type: ignore[union-attr]
-        for name in changes
-    )
-    column = quote(meta.get_field(key_field).column)  # type: ignore[union-attr]
+    names = [quote(column_of(meta.get_field(name))) for name in changes]
+    assignments = ", ".join(f"{name} = {name} + %s" for name in names)
+    column = quote(column_of(meta.get_field(key_field)))
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {column} = %s",
             [*changes.values(), key],
         )
         return cursor.rowcount
+
+
+def column_of(field: Any) -> str:
+    """The database column of a concrete field (``customer_id`` for ``customer``)."""
+    column = getattr(field, "column", None)
+    if not isinstance(column, str):
+        raise TypeError(f"{field!r} has no database column")
+    return column
 
 
 def quote(name: str) -> str:

@@ -219,7 +219,7 @@ def _remember_postings(entry: LedgerTransaction, postings: list[Posting]) -> Non
     """Keep the postings just written as ``entry.postings.all()``, as a prefetch would, so
     that answering with the entry reads nothing back (postings are never changed)."""
     written = entry.postings.all()
-    written._result_cache = postings  # type: ignore[attr-defined]
+    written._result_cache = postings
     written._prefetch_done = True  # type: ignore[attr-defined]
     entry._prefetched_objects_cache = {"postings": written}  # type: ignore[attr-defined]
 
