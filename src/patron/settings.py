@@ -3,6 +3,8 @@
 ``PATRON_HOME``          folder of the embedded store (default ``./var``)
 ``PATRON_DATABASE_URL``  database URL (default: SQLite file ``PATRON_HOME/patron.sqlite3``)
 ``PATRON_SECRET_KEY``    secret key (default: generated once into ``PATRON_HOME/secret_key``)
+``PATRON_PII_KEYS``      personal-data keys ``id:base64,...``, newest first (default: one key
+                         generated once into ``PATRON_HOME/pii_keys``; see docs/privacy.md)
 ``PATRON_TIME_ZONE``     the shop's time zone (default ``Asia/Shanghai``)
 ``PATRON_CURRENCY``      the shop's currency (default ``CNY``)
 ``PATRON_DEBUG``         ``1`` turns on Django's debug mode (development only)
@@ -14,6 +16,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from pathlib import Path
@@ -50,6 +53,31 @@ def _secret_key() -> str:
     return key
 
 
+def _pii_keys() -> str:
+    """Return ``PATRON_PII_KEYS``, or one key generated into ``PATRON_HOME/pii_keys`` on first
+    use (losing that file loses the personal data it encrypts: back it up)."""
+    configured = os.environ.get("PATRON_PII_KEYS")
+    if configured:
+        return configured
+    key_file = PATRON_HOME / "pii_keys"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    PATRON_HOME.mkdir(parents=True, exist_ok=True)
+    entry = f"k1:{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}"
+    # Written whole under a private name, then linked into place, as the secret key above.
+    draft = PATRON_HOME / f".pii_keys.{os.getpid()}"
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(entry)
+    try:
+        os.link(draft, key_file)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    finally:
+        draft.unlink()
+    return entry
+
+
 def _database_config() -> dict[str, object]:
     url = os.environ.get("PATRON_DATABASE_URL")
     if not url:
@@ -75,6 +103,7 @@ def _database_config() -> dict[str, object]:
 
 
 SECRET_KEY = _secret_key()
+PATRON_PII_KEYS = _pii_keys()
 DEBUG = os.environ.get("PATRON_DEBUG", "") == "1"
 ALLOWED_HOSTS = [
     host.strip()

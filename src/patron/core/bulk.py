@@ -172,7 +172,8 @@ def insert_models(
     column without a database default named) set-based (:func:`insert_frame`): no model
     instance, no statement per row. With ``new_keys`` the primary keys are reserved first and
     returned in row order; without, ``columns`` holds the key (a one-to-one primary key).
-    Date-times must be aware; they are stored in UTC."""
+    Date-times must be aware; they are stored in UTC. Encrypted (personal-data) fields are
+    encrypted value by value; blind indexes are not computed here (give them as columns)."""
     table = model._meta.db_table
     count = len(next(iter(columns.values()), ()))
     if count == 0:
@@ -187,6 +188,10 @@ def insert_models(
         if not isinstance(field, models.Field) or field.column is None:
             raise TypeError(f"{model.__name__}.{attname} is not a column")
         dtype = _polars_type(field)
+        if getattr(field, "is_encrypted", False):
+            # Personal-data fields (patron.privacy.pii) encrypt as they are prepared: set-based
+            # writes must not bypass it and store plain text.
+            values = [field.get_prep_value(value) for value in values]
         if isinstance(dtype, pl.Datetime):
             values = [value.astimezone(UTC) if value is not None else None for value in values]
         data[field.column] = pl.Series(attname, values, dtype=dtype)

@@ -7,6 +7,13 @@ from django.utils.translation import gettext_lazy as _
 
 from patron.core.choices import ChannelChoices
 from patron.customers.choices import GenderChoices, IdentityKindChoices
+from patron.customers.identity import index_form_email, index_form_name, index_form_phone
+from patron.privacy.pii.fields import (
+    BlindIndexField,
+    EncryptedDateField,
+    EncryptedJSONField,
+    EncryptedTextField,
+)
 
 
 class Customer(models.Model):
@@ -15,13 +22,21 @@ class Customer(models.Model):
     ``external_id`` is the shop's own id of the customer (a string: ``00042`` stays
     ``00042``). Other ids of the same person (merged duplicates, e-mail, phone, devices)
     are :class:`CustomerIdentity` rows pointing here.
+
+    Name, e-mail, phone, birthday and address are personal data, stored encrypted
+    (``patron.privacy.pii``); the ``*_index`` columns are their blind indexes, for exact
+    lookups.
     """
 
     external_id = models.CharField(_("external id"), max_length=128, unique=True)
-    name = models.CharField(_("name"), max_length=200, blank=True)
-    email = models.CharField(_("e-mail"), max_length=254, blank=True)
-    phone = models.CharField(_("phone"), max_length=32, blank=True)
-    birthday = models.DateField(_("birthday"), null=True, blank=True)
+    name = EncryptedTextField(_("name"), max_length=200, blank=True)
+    email = EncryptedTextField(_("e-mail"), max_length=254, blank=True)
+    phone = EncryptedTextField(_("phone"), max_length=32, blank=True)
+    birthday = EncryptedDateField(_("birthday"), null=True, blank=True)
+    address = EncryptedTextField(_("address"), max_length=500, blank=True)
+    name_index = BlindIndexField(source="name", purpose="name", normalise=index_form_name)
+    email_index = BlindIndexField(source="email", purpose="email", normalise=index_form_email)
+    phone_index = BlindIndexField(source="phone", purpose="phone", normalise=index_form_phone)
     gender = models.CharField(
         _("gender"), max_length=16, choices=GenderChoices.choices, default=GenderChoices.UNKNOWN
     )
@@ -38,7 +53,7 @@ class Customer(models.Model):
     class Meta:
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
-        indexes = [models.Index(fields=["signed_up_at"]), models.Index(fields=["name"])]
+        indexes = [models.Index(fields=["signed_up_at"])]
 
     def __str__(self) -> str:
         return self.name or self.external_id
@@ -48,12 +63,19 @@ class CustomerIdentity(models.Model):
     """A normalised identifier (external id, e-mail, phone, device) that names a customer.
 
     ``(kind, value)`` is unique: one identifier names one customer. Two customers found to
-    share one are duplicates and get merged (see ``patron.customers.resolution``).
+    share one are duplicates and get merged (see ``patron.customers.resolution``). For the
+    personal kinds (e-mail, phone) ``value`` is the blind index of the normalised identifier
+    and ``secret`` the identifier itself, encrypted; other kinds keep ``value`` as it is.
     """
+
+    #: ``value`` is the blind index of ``secret`` under the purpose named by ``kind`` (read by
+    #: key rotation, ``patron.privacy.pii.rotation``).
+    pii_blind_indexes = {"value": ("secret", "kind")}
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
     kind = models.CharField(_("kind"), max_length=16, choices=IdentityKindChoices.choices)
     value = models.CharField(_("value"), max_length=254)
+    secret = EncryptedTextField(_("identifier"), blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -66,6 +88,11 @@ class CustomerIdentity(models.Model):
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"
 
+    @property
+    def identifier(self) -> str:
+        """The normalised identifier (decrypted for e-mail and phone)."""
+        return self.secret or self.value
+
 
 class CustomerMerge(models.Model):
     """Append-only record that one customer was merged into another, and why."""
@@ -76,7 +103,7 @@ class CustomerMerge(models.Model):
     merged_customer_pk = models.BigIntegerField(_("merged customer id"), null=True, blank=True)
     merged_external_id = models.CharField(_("merged external id"), max_length=128)
     reason = models.CharField(_("reason"), max_length=200)
-    snapshot = models.JSONField(_("profile of the merged customer"), default=dict)
+    snapshot = EncryptedJSONField(_("profile of the merged customer"), default=dict)
     moved_rows = models.JSONField(_("rows moved to the survivor, per table"), default=dict)
     merged_at = models.DateTimeField(auto_now_add=True)
 

@@ -15,8 +15,15 @@ from typing import Any
 from django.db import transaction
 
 from patron.customers.choices import IdentityKindChoices
-from patron.customers.identity import InvalidIdentifier, normalize_email, normalize_phone
+from patron.customers.identity import (
+    InvalidIdentifier,
+    identity_lookup_values,
+    normalize_email,
+    normalize_phone,
+    stored_identity,
+)
 from patron.customers.models import Customer, CustomerIdentity, CustomerMerge
+from patron.privacy.pii.masking import mask_email, mask_phone
 
 #: Profile fields a merge fills in and an import may set (tags are united separately).
 PROFILE_FIELDS = (
@@ -24,6 +31,7 @@ PROFILE_FIELDS = (
     "email",
     "phone",
     "birthday",
+    "address",
     "gender",
     "province",
     "city",
@@ -51,6 +59,16 @@ def profile_snapshot(customer: Customer) -> dict[str, Any]:
     """The customer's profile as JSON-ready values (kept in a merge record)."""
     values = {name: getattr(customer, name) for name in PROFILE_FIELDS}
     return json_safe({"external_id": customer.external_id, "tags": customer.tags, **values})
+
+
+def masked_identifier(kind: str, value: str) -> str:
+    """An identifier as merge reasons and messages may quote it: masked for e-mail and phone
+    (``same phone: +86 138****5678``), as it is for external ids and devices."""
+    if kind == IdentityKindChoices.EMAIL:
+        return mask_email(value)
+    if kind == IdentityKindChoices.PHONE:
+        return mask_phone(value)
+    return value
 
 
 def fill_blank_profile(into: Customer, source: Customer) -> None:
@@ -115,24 +133,28 @@ def identities_of(customer: Customer) -> list[tuple[str, str]]:
 
 
 def attach_identity(customer: Customer, kind: str, value: str) -> Customer:
-    """Record that ``(kind, value)`` names ``customer``.
+    """Record that ``(kind, value)`` (a normalised identifier) names ``customer``.
 
     If another customer already holds that identity, the two are the same person and are
-    merged; the older record (lower id) survives. Returns the surviving customer.
+    merged; the older record (lower id) survives. Returns the surviving customer. E-mail and
+    phone identities are stored as a blind index and the encrypted value.
     """
     with transaction.atomic():
         existing = (
             CustomerIdentity.objects.select_related("customer")
-            .filter(kind=kind, value=value)
+            .filter(kind=kind, value__in=identity_lookup_values(kind, value))
             .first()
         )
         if existing is None:
-            CustomerIdentity.objects.create(customer=customer, kind=kind, value=value)
+            stored, secret = stored_identity(kind, value)
+            CustomerIdentity.objects.create(
+                customer=customer, kind=kind, value=stored, secret=secret
+            )
             return customer
         if existing.customer_id == customer.pk:
             return customer
         older, newer = sorted([customer, existing.customer], key=lambda c: c.pk)
-        merge_customers(older, newer, reason=f"same {kind}: {value}")
+        merge_customers(older, newer, reason=f"same {kind}: {masked_identifier(kind, value)}")
         older.refresh_from_db()
         return older
 

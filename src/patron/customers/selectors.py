@@ -6,31 +6,72 @@ import contextlib
 
 from django.db.models import Q, QuerySet
 
-from patron.customers.identity import InvalidIdentifier, normalize_phone
+from patron.customers.identity import (
+    InvalidIdentifier,
+    identity_lookup_values,
+    index_form_email,
+    index_form_name,
+    index_form_phone,
+    normalize_phone,
+)
 from patron.customers.models import Customer
+from patron.privacy.pii.crypto import blind_index_candidates
 
 
 def search_customers(query: str = "") -> QuerySet[Customer]:
-    """Customers whose name, e-mail, phone or external id matches ``query``, newest first.
+    """Customers named exactly by ``query``, newest first: the shop's customer id, a full
+    e-mail address, a phone number in any format (``138 1234 5678``, ``+86-138...``) or a full
+    name (case and spacing ignored).
 
-    A phone number in any format (``138 1234 5678``, ``+86-138...``) also finds the customer
-    through the normalised phone identity.
+    Names, e-mails and phones are stored encrypted, so they are matched through their blind
+    indexes (on the profile and on every identity, merged duplicates' included): an exact
+    value is found, a part of one (``张``, ``@qq.com``) is not.
     """
     customers = Customer.objects.order_by("-pk")
     query = query.strip()
     if not query:
         return customers
     condition = (
-        Q(name__icontains=query)
-        | Q(email__icontains=query)
-        | Q(phone__icontains=query)
-        | Q(external_id=query)
-        | Q(identities__value=query.lower())
+        Q(external_id=query)
+        | Q(identities__kind="external_id", identities__value=query)
+        | Q(name_index__in=blind_index_candidates("name", index_form_name(query)))
     )
+    if "@" in query:
+        email = index_form_email(query)
+        condition |= Q(email_index__in=blind_index_candidates("email", email)) | Q(
+            identities__kind="email", identities__value__in=identity_lookup_values("email", email)
+        )
     if any(character.isdigit() for character in query):
+        condition |= Q(phone_index__in=blind_index_candidates("phone", index_form_phone(query)))
         with contextlib.suppress(InvalidIdentifier):
-            condition |= Q(identities__kind="phone", identities__value=normalize_phone(query))
+            phone = normalize_phone(query)
+            condition |= Q(
+                identities__kind="phone",
+                identities__value__in=identity_lookup_values("phone", phone),
+            )
     return customers.filter(condition).distinct()
+
+
+def find_customer_by_email(email: str) -> Customer | None:
+    """The customer an e-mail address (any spelling that normalises to it) names, or None."""
+    if not email.strip():
+        return None
+    value = index_form_email(email)
+    condition = Q(email_index__in=blind_index_candidates("email", value)) | Q(
+        identities__kind="email", identities__value__in=identity_lookup_values("email", value)
+    )
+    return Customer.objects.filter(condition).order_by("pk").first()
+
+
+def find_customer_by_phone(phone: str) -> Customer | None:
+    """The customer a phone number (any format) names, or None."""
+    if not phone.strip():
+        return None
+    value = index_form_phone(phone)
+    condition = Q(phone_index__in=blind_index_candidates("phone", value)) | Q(
+        identities__kind="phone", identities__value__in=identity_lookup_values("phone", value)
+    )
+    return Customer.objects.filter(condition).order_by("pk").first()
 
 
 def get_customer(external_id: str) -> Customer:

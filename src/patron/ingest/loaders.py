@@ -32,17 +32,25 @@ from patron.core.bulk import (
 )
 from patron.core.money import default_currency, quantize_amount
 from patron.customers.choices import IdentityKindChoices
-from patron.customers.identity import InvalidIdentifier, normalize_email, normalize_phone
+from patron.customers.identity import (
+    InvalidIdentifier,
+    identity_lookup_values,
+    normalize_email,
+    normalize_phone,
+    stored_identity,
+)
 from patron.customers.models import Customer, CustomerIdentity, CustomerMerge
 from patron.customers.resolution import (
     PROFILE_FIELDS,
     fill_blank_profile,
     json_safe,
+    masked_identifier,
     merge_customers,
     profile_snapshot,
 )
 from patron.ingest.readers import ROW
 from patron.orders.models import Event, Order, OrderLine, Refund
+from patron.privacy.pii.fields import refresh_blind_indexes
 
 INSERTED, UPDATED, UNCHANGED = "inserted", "updated", "unchanged"
 _EXTERNAL_ID = IdentityKindChoices.EXTERNAL_ID.value
@@ -107,8 +115,21 @@ def resolve_customer_ids(external_ids: pl.Series) -> tuple[pl.DataFrame, int]:
             Customer._meta.db_table,
             new,
             {
+                # Blank personal fields are stored blank (nothing to encrypt or index).
                 **dict.fromkeys(
-                    ("name", "email", "phone", "province", "city", "signup_channel"), ""
+                    (
+                        "name",
+                        "email",
+                        "phone",
+                        "address",
+                        "name_index",
+                        "email_index",
+                        "phone_index",
+                        "province",
+                        "city",
+                        "signup_channel",
+                    ),
+                    "",
                 ),
                 "birthday": None,
                 "gender": "unknown",
@@ -121,7 +142,7 @@ def resolve_customer_ids(external_ids: pl.Series) -> tuple[pl.DataFrame, int]:
         insert_frame(
             CustomerIdentity._meta.db_table,
             new.select(pl.col("id").alias("customer_id"), pl.col("external_id").alias("value")),
-            {"kind": _EXTERNAL_ID, "created_at": now},
+            {"kind": _EXTERNAL_ID, "secret": "", "created_at": now},
         )
         found.update(zip(missing, ids.to_list(), strict=True))
     frame = pl.DataFrame(
@@ -787,6 +808,7 @@ class EventLoader:
                 pl.col("customer_pk").alias("customer_id"),
                 pl.lit(_DEVICE).alias("kind"),
                 pl.col("device_id").alias("value"),
+                pl.lit("").alias("secret"),
                 pl.lit(_now()).alias("created_at"),
             ),
         )
@@ -920,6 +942,8 @@ def _bulk_update(model: Any, instances: list[Any]) -> None:
     now = _now()
     for instance in instances:
         instance.updated_at = now
+        # bulk_update does not call pre_save: blind indexes follow their changed values here.
+        refresh_blind_indexes(instance)
     model.objects.bulk_update(instances, fields, batch_size=500)
 
 
@@ -962,11 +986,16 @@ class CustomerLoader:
             ("phone", "phone_key"),
         ):
             values = [value for value in rows.get_column(column).unique().to_list() if value]
-            for chunk in chunks(values):
-                for value, pk in CustomerIdentity.objects.filter(
+            # E-mails and phones are stored as blind indexes: look up every key's index and
+            # map each back to the normalised value it stands for.
+            lookups = {
+                stored: value for value in values for stored in identity_lookup_values(kind, value)
+            }
+            for chunk in chunks(list(lookups)):
+                for stored, pk in CustomerIdentity.objects.filter(
                     kind=kind, value__in=chunk
                 ).values_list("value", "customer_id"):
-                    keys[(kind, value)] = pk
+                    keys[(kind, lookups[stored])] = pk
         customers = {
             customer.pk: customer
             for chunk in chunks(sorted(set(keys.values())))
@@ -1027,7 +1056,7 @@ class CustomerLoader:
                         (
                             target_pk,
                             row["customer_id"],
-                            f"same {found_by[0]}: {found_by[1]}",
+                            f"same {found_by[0]}: {masked_identifier(*found_by)}",
                             self._values(row),
                         )
                     )
@@ -1056,8 +1085,11 @@ class CustomerLoader:
         real_pk = {temp: customer.pk for temp, customer in new_customers.items()}
         CustomerIdentity.objects.bulk_create(
             [
-                CustomerIdentity(customer_id=real_pk.get(pk, pk), kind=kind, value=value)
+                CustomerIdentity(
+                    customer_id=real_pk.get(pk, pk), kind=kind, value=stored, secret=secret
+                )
                 for (kind, value), pk in new_identities.items()
+                for stored, secret in (stored_identity(kind, value),)
             ],
             batch_size=2000,
         )
@@ -1101,14 +1133,16 @@ class CustomerLoader:
         phone_keys: list[str | None] = []
         for row_number, email, phone in good.select(ROW, "email", "phone").iter_rows():
             email_key = phone_key = None
+            # The reasons name no value: they are kept in the rejects file and the summary,
+            # and an e-mail or phone is personal data.
             try:
                 email_key = normalize_email(email) if email else None
-            except InvalidIdentifier as error:
-                problems.append((row_number, "email", str(error)))
+            except InvalidIdentifier:
+                problems.append((row_number, "email", "not an e-mail address"))
             try:
                 phone_key = normalize_phone(phone) if phone else None
-            except InvalidIdentifier as error:
-                problems.append((row_number, "phone", str(error)))
+            except InvalidIdentifier:
+                problems.append((row_number, "phone", "not a phone number"))
             email_keys.append(email_key)
             phone_keys.append(phone_key)
         rows = good.with_columns(

@@ -33,6 +33,7 @@ SCHEMAS: dict[RecordKind, Schema] = {
             "email",
             "phone",
             "birthday",
+            "address",
             "gender",
             "province",
             "city",

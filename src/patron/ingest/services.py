@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import difflib
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +43,7 @@ from patron.ingest.readers import (
 from patron.ingest.schemas import MAX_API_RECORDS, SCHEMAS, RecordKind
 from patron.ingest.validation import validate
 from patron.loyalty.order_points import OrderPointsSync, sync_order_points
+from patron.privacy.pii.masking import mask_address, mask_email, mask_name, mask_phone
 
 __all__ = [
     "ImportFileError",
@@ -57,6 +58,23 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Personal columns of customer records and how the rejects file shows them: masked, so
+#: that no plain personal data is left in a file beside the store (docs/privacy.md).
+_PERSONAL_COLUMNS: dict[str, Callable[[str], str]] = {
+    "name": mask_name,
+    "email": mask_email,
+    "phone": mask_phone,
+    "address": mask_address,
+    "birthday": lambda value: "****" if value else "",  # the raw text may not be a date
+}
+
+
+def _redacted_reason(field_name: str, reason: str) -> str:
+    """A rejection reason without the personal value some reasons quote (``not a date: …``)."""
+    if field_name in _PERSONAL_COLUMNS:
+        return reason.split(":", 1)[0]
+    return reason
 
 
 @dataclass(frozen=True)
@@ -210,6 +228,15 @@ class _Run:
         validated = validate(self.kind, renamed, self.time_zone)
         result: BatchResult = self.loader.load(validated.good)
         errors = pl.concat([validated.errors, result.rejected.select(validated.errors.columns)])
+        if self.kind is RecordKind.CUSTOMERS:
+            errors = errors.with_columns(
+                pl.struct("field", "reason")
+                .map_elements(
+                    lambda error: _redacted_reason(error["field"], error["reason"]),
+                    return_dtype=pl.Utf8,
+                )
+                .alias("reason")
+            )
         self._count(result, errors)
         if errors.height:
             self._reject(raw, errors)
@@ -237,6 +264,8 @@ class _Run:
             pl.format("{}: {}", "field", "reason").str.join("; ").alias("reject_reason"),
         )
         bad = raw.join(reasons, on=ROW, how="inner").sort(ROW)
+        if self.kind is RecordKind.CUSTOMERS:
+            bad = self._masked(bad)
         if self.rejects_writer is None:
             self.options.rejects_path.parent.mkdir(parents=True, exist_ok=True)
             self.rejects_handle = self.options.rejects_path.open("w", newline="", encoding="utf-8")
@@ -250,6 +279,19 @@ class _Run:
             if name not in bad.columns:
                 bad = bad.with_columns(pl.lit(None, dtype=pl.Utf8).alias(name))
         self.rejects_writer.writerows(bad.select(columns).cast(pl.Utf8).rows())
+
+    def _masked(self, bad: pl.DataFrame) -> pl.DataFrame:
+        """Rejected customer rows with their personal columns (under the file's own names)
+        masked."""
+        mapping = dict(self.options.mapping)
+        masked = []
+        for name in bad.columns:
+            mask = _PERSONAL_COLUMNS.get(mapping.get(name, name))
+            if mask is not None:
+                masked.append(
+                    pl.col(name).cast(pl.Utf8).map_elements(mask, return_dtype=pl.Utf8).alias(name)
+                )
+        return bad.with_columns(masked) if masked else bad
 
     def finish(self) -> None:
         if self.loader is not None and hasattr(self.loader, "finish"):

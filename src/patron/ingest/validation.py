@@ -332,6 +332,7 @@ RULES: dict[RecordKind, tuple[Rule, ...]] = {
         Rule("email", text(254)),
         Rule("phone", text(32)),
         Rule("birthday", date_only),
+        Rule("address", text(500)),
         Rule("gender", choice(GENDER_ALIASES, "gender")),
         Rule("province", text(64)),
         Rule("city", text(64)),

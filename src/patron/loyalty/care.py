@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from patron.core.bulk import chunks
 from patron.loyalty.errors import LoyaltyInputError
 from patron.loyalty.ledger import adjust_points
 from patron.loyalty.locks import lock_point_balances
@@ -129,6 +130,29 @@ def _members(programme: Programme, when: CareDay) -> QuerySet[Member]:
     )
 
 
+#: Members whose birthdays are decrypted per round trip.
+BIRTHDAY_BATCH = 5000
+
+
+def _birthday_member_ids(programme: Programme, when: CareDay) -> list[int]:
+    """Ids of the members with a bonus-carrying tier whose birthday is celebrated on the day.
+
+    Birthdays are stored encrypted, so the database cannot compare their month and day: they
+    are read in batches and compared after decryption, and no plain copy is ever kept.
+    """
+    wanted = set(celebrated_days(when.day))
+    found: list[int] = []
+    rows = (
+        _members(programme, when)
+        .filter(tier__birthday_bonus_points__gt=0, customer__birthday__isnull=False)
+        .values_list("pk", "customer__birthday")
+    )
+    for member_pk, birthday in rows.iterator(chunk_size=BIRTHDAY_BATCH):
+        if birthday is not None and (birthday.month, birthday.day) in wanted:
+            found.append(member_pk)
+    return found
+
+
 def grant_birthday_rewards(
     as_of: date | datetime | None = None, programme: Programme | None = None
 ) -> list[CareGrant]:
@@ -138,8 +162,10 @@ def grant_birthday_rewards(
     when = care_day(as_of)
     programme = programme or get_programme()
     grants: list[CareGrant] = []
-    members = _members(programme, when).filter(
-        _on_day("customer__birthday", when.day), tier__birthday_bonus_points__gt=0
+    members = (
+        member
+        for chunk in chunks(_birthday_member_ids(programme, when))
+        for member in _members(programme, when).filter(pk__in=chunk)
     )
     for member in members:
         assert member.tier is not None

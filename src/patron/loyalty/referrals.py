@@ -124,9 +124,10 @@ def _identifiers(customer: Customer) -> _Identifiers:
     if customer.email:
         with contextlib.suppress(InvalidIdentifier):
             emails.add(normalize_email(customer.email))
-    for kind, value in CustomerIdentity.objects.filter(customer=customer).values_list(
-        "kind", "value"
-    ):
+    # E-mail and phone identities keep their value encrypted in ``secret`` (``identifier``
+    # decrypts it); ``value`` is only their blind index.
+    for identity in CustomerIdentity.objects.filter(customer=customer):
+        kind, value = identity.kind, identity.identifier
         if kind == "phone":
             with contextlib.suppress(InvalidIdentifier):
                 phones.add(normalize_phone(value))

@@ -85,7 +85,8 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 def customer_list(request: HttpRequest) -> HttpResponse:
-    """Customers, newest first, searchable by name, e-mail, phone or external id, paged."""
+    """Customers, newest first, searchable by an exact full name, e-mail, phone or external id
+    (personal data is encrypted: ``search_customers`` matches blind indexes), paged."""
     query = request.GET.get("q", "").strip()
     paginator = Paginator(search_customers(query), CUSTOMERS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))

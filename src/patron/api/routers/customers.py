@@ -127,6 +127,7 @@ class CustomerOut(CustomerSummaryOut):
     as-of day)."""
 
     birthday: date | None
+    address: str
     gender: str
     identities: list[IdentityOut]
     rfm: RfmOut | None
@@ -140,10 +141,15 @@ class CustomerOut(CustomerSummaryOut):
 
     @staticmethod
     def resolve_identities(obj: Customer) -> list[IdentityOut]:
-        return [
-            IdentityOut(kind=identity.kind, value=identity.value)
-            for identity in sorted(obj.identities.all(), key=lambda i: (i.kind, i.value))
-        ]
+        # E-mail and phone identities are stored as a blind index plus the encrypted value:
+        # ``identifier`` is the normalised value itself.
+        return sorted(
+            (
+                IdentityOut(kind=identity.kind, value=identity.identifier)
+                for identity in obj.identities.all()
+            ),
+            key=lambda identity: (identity.kind, identity.value),
+        )
 
     @staticmethod
     def resolve_rfm(obj: Customer) -> RfmOut | None:
@@ -236,7 +242,13 @@ class CustomerPageOut(Schema):
 @router.get("", response={200: CustomerPageOut, **_ERRORS}, summary="Search customers")
 def list_customers(
     request: HttpRequest,
-    search: str = Query("", description="Name, e-mail, phone (any format) or external id"),
+    search: str = Query(
+        "",
+        description=(
+            "Exact match on the external id, a full e-mail address, a phone number (any "
+            "format) or a full name: personal data is encrypted, so parts do not match"
+        ),
+    ),
     page: int = Query(1, ge=1, description="Page number, from 1"),
     page_size: int = Query(50, ge=1, le=MAX_PAGE_SIZE, description="Customers per page"),
 ) -> dict[str, Any]:

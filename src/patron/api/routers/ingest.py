@@ -33,8 +33,9 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 
 _COLUMNS: dict[RecordKind, str] = {
     RecordKind.CUSTOMERS: (
-        "customer_id (required), name, email, phone, birthday, gender, province, city, "
-        "signup_channel, signed_up_at, tags"
+        "customer_id (required), name, email, phone, birthday, address, gender, province, "
+        "city, signup_channel, signed_up_at, tags (name, email, phone, birthday and address "
+        "are stored encrypted)"
     ),
     RecordKind.PRODUCTS: (
         "product_id (required), name, category, brand, price, currency, attributes"
