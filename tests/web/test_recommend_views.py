@@ -138,9 +138,10 @@ def test_customer_page_queries_with_a_precomputed_list(
 ) -> None:
     # given
     train_recommendations(triggered_by="test")
-    # when / then: the page's eleven; for the list: the run, the customer's purchases, the
-    # dismissed products, the stored list with its products and categories; the list is
-    # short (two products), so it is completed: the history's lines and events, their stored
+    # when / then: the page's thirteen (with the consent panel's two); for the list: the run,
+    # the customer's personalisation consent, the customer's purchases, the dismissed
+    # products, the stored list with its products and categories; the list is short (two
+    # products), so it is completed: the history's lines and events, their stored
     # neighbours, the customer's segment, the popular products
-    with django_assert_num_queries(20):
+    with django_assert_num_queries(23):
         assert staff_client.get("/customers/C-a/").status_code == 200

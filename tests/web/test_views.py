@@ -308,8 +308,9 @@ def test_customer_page_queries_do_not_grow_with_orders_and_lines(
 ) -> None:
     # when / then: session, user, customer, orders, lines with products, refunds, lifetime
     # totals, the latest analysis run, events, identities, the loyalty programme, the latest
-    # recommendation training: the same twelve however many orders and lines there are
-    with django_assert_num_queries(12):
+    # recommendation training, the consent state and history: the same fourteen however many
+    # orders and lines there are
+    with django_assert_num_queries(14):
         assert staff_client.get("/customers/C-0001/").status_code == 200
 
 

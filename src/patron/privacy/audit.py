@@ -37,6 +37,8 @@ PERSONAL_DATA_KEYS = frozenset(
 #: How many characters of a bearer token identify it in the log (the stored key prefix).
 TOKEN_PREFIX_LENGTH = 8
 _MAX_LABEL = 200
+#: Session key of the role (group) names of the signed-in user, taken at login.
+SESSION_ROLES_KEY = "patron_roles"
 
 _current_request: ContextVar[HttpRequest | None] = ContextVar("audit_request", default=None)
 
@@ -199,6 +201,10 @@ def audit_events(
 
 def _on_logged_in(sender: Any, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
     address = request_address(request) if request is not None else None
+    if request is not None and hasattr(request, "session"):
+        # The navigation shows administrators' links from this, without a query per page;
+        # the pages themselves check the roles again.
+        request.session[SESSION_ROLES_KEY] = sorted(user.groups.values_list("name", flat=True))
     record(
         AuditActionChoices.LOGIN,
         actor=AuditActor(user_id=user.pk, label=user.get_username(), address=address),

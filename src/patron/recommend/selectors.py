@@ -20,6 +20,8 @@ from patron.customers.models import Customer
 from patron.engine.recommend import mmr_rerank
 from patron.orders.choices import EventTypeChoices
 from patron.orders.frames import interacted_product_ids, purchased_product_ids
+from patron.privacy.choices import ConsentPurposeChoices
+from patron.privacy.consent import may
 from patron.recommend.choices import (
     FeedbackKindChoices,
     ReasonChoices,
@@ -61,8 +63,9 @@ class RecommendedProduct:
 @dataclass(frozen=True)
 class RecommendationList:
     """A customer's recommendations; ``source`` says how they were made: ``precomputed`` (by
-    the training run), ``computed`` (now, from the stored neighbours and popular products)
-    or ``none`` (no training run has succeeded yet)."""
+    the training run), ``computed`` (now, from the stored neighbours and popular products),
+    ``non_personal`` (the shop's popular products: no consent to personalisation) or
+    ``none`` (no training run has succeeded yet)."""
 
     run: TrainingRun | None
     source: str
@@ -116,6 +119,9 @@ def excluded_product_ids(customer: Customer) -> set[int]:
 def recommendations_for(customer: Customer, n: int = 10) -> RecommendationList:
     """The customer's top ``n`` recommendations under the serving rules (module docstring).
 
+    A customer who does not consent to personalisation gets the shop's popular products
+    only (:func:`non_personal`, source ``non_personal``): nothing of theirs is looked at.
+
     Customers with a precomputed list get it (filtered again: a product may have been
     bought, dismissed or deactivated since the run); lists shorter than ``n`` and customers
     without one are completed at serving time: the stored neighbours of what they bought,
@@ -126,6 +132,8 @@ def recommendations_for(customer: Customer, n: int = 10) -> RecommendationList:
     run = latest_training_run()
     if run is None:
         return RecommendationList(run=None, source="none", items=[])
+    if not may(customer, ConsentPurposeChoices.PERSONALISATION):
+        return RecommendationList(run=run, source="non_personal", items=non_personal(run, n))
     excluded = excluded_product_ids(customer)
     stored = (
         Recommendation.objects.filter(run=run, customer=customer, product__is_active=True)
@@ -254,6 +262,26 @@ def _popular(
         if len(items) >= n:
             break
     return items
+
+
+def non_personal(run: TrainingRun, n: int) -> list[RecommendedProduct]:
+    """The shop's ``n`` most popular active products, ranked from 1, reason ``popular``: a
+    list that uses nothing of the customer (no history, segment or feedback)."""
+    rows = (
+        PopularProduct.objects.filter(run=run, segment="", product__is_active=True)
+        .select_related("product__category")
+        .order_by("rank")[:n]
+    )
+    return [
+        RecommendedProduct(
+            rank=rank,
+            product=row.product,
+            score=row.score,
+            reason=ReasonChoices.POPULAR,
+            reason_product=None,
+        )
+        for rank, row in enumerate(rows, start=1)
+    ]
 
 
 def similar_products(product: Product, n: int = 10) -> list[RelatedProduct]:

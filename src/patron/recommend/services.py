@@ -53,6 +53,8 @@ from patron.engine.recommend import (
     mmr_rerank,
 )
 from patron.orders.frames import behaviour_events_frame, latest_activity_at, purchase_lines_frame
+from patron.privacy.choices import ConsentPurposeChoices
+from patron.privacy.consent import consent_set
 from patron.recommend.choices import FeedbackKindChoices, TrainingRunStatusChoices
 from patron.recommend.config import TrainingSettings, repeat_purchase_categories
 from patron.recommend.models import (
@@ -124,7 +126,8 @@ def evaluation_lineup(n_items: int) -> dict[str, Recommender]:
 
 def read_events(until: dt.datetime) -> pl.DataFrame:
     """The store's interactions before ``until``: ``customer_id, product_id, occurred_at
-    (UTC, naive), event_type, quantity`` plus ``order_id`` on purchases.
+    (UTC, naive), event_type, quantity`` plus ``order_id`` on purchases, of the customers who
+    consent to personalisation (:func:`without_unconsented`).
 
     Feedback ``purchased`` adds a purchase (unless the same product is in an order of that
     customer anyway); a ``dismissed`` product's views and cart adds are dropped.
@@ -169,7 +172,19 @@ def read_events(until: dt.datetime) -> pl.DataFrame:
                 pl.lit(None, dtype=pl.Int64).alias("order_id"),
             )
         )
-    return pl.concat(frames).sort("occurred_at", "customer_id", "product_id")
+    return without_unconsented(pl.concat(frames)).sort("occurred_at", "customer_id", "product_id")
+
+
+def without_unconsented(events: pl.DataFrame) -> pl.DataFrame:
+    """``events`` less those of customers who do not consent to personalisation (profiling):
+    their behaviour trains nothing, not even the popular products or the basket rules."""
+    consent = consent_set(ConsentPurposeChoices.PERSONALISATION)
+    exceptions = list(consent.exceptions)
+    if consent.default:
+        if not exceptions:
+            return events
+        return events.filter(~pl.col("customer_id").is_in(exceptions))
+    return events.filter(pl.col("customer_id").is_in(exceptions))
 
 
 def rfm_segments() -> dict[Hashable, Hashable]:
@@ -511,7 +526,8 @@ def _basket_rules(
     # At least min_rule_orders orders, whatever the share: a pair seen once is no rule.
     min_support = max(training.min_support, training.min_rule_orders / max(orders, 1))
     summary = {"orders": orders, "min_support": min_support}
-    if orders == 0:
+    if orders < max(training.min_rule_orders, 1):
+        # Fewer orders than a rule needs (a small shop, or most customers not consenting).
         return empty, summary
     itemsets = fpgrowth(baskets, min_support=min_support, max_length=2)
     if itemsets.filter(pl.col("length") == 2).height == 0:

@@ -3,12 +3,24 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from patron.web import analytics_views, loyalty_views, prediction_views, recommend_views, views
+from patron.web import (
+    analytics_views,
+    loyalty_views,
+    prediction_views,
+    privacy_views,
+    recommend_views,
+    views,
+)
 
 app_name = "web"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("customers/", views.customer_list, name="customer_list"),
+    path(
+        "customers/<path:external_id>/consents/",
+        privacy_views.consent_decision,
+        name="consent_decision",
+    ),
     path("customers/<path:external_id>/", views.customer_detail, name="customer_detail"),
     path("analytics/segments/", analytics_views.segments, name="analytics_segments"),
     path(
@@ -68,6 +80,7 @@ urlpatterns = [
         loyalty_views.coupon_codes_export,
         name="loyalty_coupon_codes_export",
     ),
+    path("privacy/audit/", privacy_views.audit_log, name="audit_log"),
     path(
         "login/",
         auth_views.LoginView.as_view(

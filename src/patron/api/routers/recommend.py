@@ -59,7 +59,8 @@ class RecommendationsOut(Schema):
     customer_id: str
     source: str = Field(
         description="precomputed (by the latest training), computed (now, for customers "
-        "without a stored list) or none (no training has run)",
+        "without a stored list), non_personal (the shop's popular products: the customer "
+        "does not consent to personalisation) or none (no training has run)",
         examples=["precomputed"],
     )
     trained_at: ShopDateTime | None = Field(description="When the served training ran")
