@@ -50,6 +50,7 @@ def test_openapi_schema_is_served_and_lists_the_endpoints(db: None) -> None:
         "/api/v1/products/{product_id}/similar",
         "/api/v1/products/{product_id}/bought-together",
         "/api/v1/recommendations/feedback",
+        "/api/v1/customers/{external_id}/consents",
     }
     assert set(schema["paths"]["/api/v1/customers"]) == {"get"}
     assert set(schema["paths"]["/api/v1/loyalty/tiers"]) == {"get", "post"}

@@ -184,6 +184,7 @@ def test_permission_changes_are_recorded(db: None) -> None:
     # when
     user.user_permissions.add(permission)
     Group.objects.get(name="marketer").permissions.remove(permission)
+    user.user_permissions.clear()
     # then
     events = list(AuditEvent.objects.filter(action="permission_change").order_by("pk"))
     assert events[0].details == {
@@ -197,6 +198,13 @@ def test_permission_changes_are_recorded(db: None) -> None:
         "change": "removed",
         "permission_ids": [permission.pk],
     }
+    assert events[2].details == {
+        "user_id": user.pk,
+        "username": "li",
+        "change": "cleared",
+        "permission_ids": [permission.pk],
+    }
+    assert len(events) == 3
 
 
 def test_a_manual_points_adjustment_is_audited_and_a_programme_grant_is_not(

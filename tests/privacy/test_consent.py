@@ -257,9 +257,7 @@ def test_personalisation_can_default_to_withdrawn(
         False,
         False,
     ]
-    assert set(consent_set("personalisation").allowed(c.pk for c in customers)) == {
-        customers[1].pk
-    }
+    assert set(consent_set("personalisation").allowed(c.pk for c in customers)) == {customers[1].pk}
     assert list(consenting(Customer.objects.all(), "personalisation")) == [customers[1]]
 
 

@@ -292,10 +292,15 @@ def _on_permissions_changed(
 ) -> None:
     if action not in _M2M_ACTIONS:
         return
+    ids = sorted(pk_set or ())
     if isinstance(instance, User):
         holder: dict[str, Any] = {"user_id": instance.pk, "username": instance.get_username()}
+        if action == "pre_clear":
+            ids = sorted(instance.user_permissions.values_list("pk", flat=True))
     elif isinstance(instance, Group):
         holder = {"group": instance.name}
+        if action == "pre_clear":
+            ids = sorted(instance.permissions.values_list("pk", flat=True))
     else:  # permission.user_set / permission.group_set: pk_set names the holders
         holder = {"permission_id": instance.pk, "holder": model.__name__.lower()}
     record(
@@ -303,7 +308,7 @@ def _on_permissions_changed(
         details={
             **holder,
             "change": _M2M_ACTIONS[action],
-            ("holder_ids" if reverse else "permission_ids"): sorted(pk_set or ()),
+            ("holder_ids" if reverse else "permission_ids"): ids,
         },
     )
 
