@@ -22,6 +22,18 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_local_cache() -> None:
+    """Every test starts with an empty local-memory cache, so that the API's rate-limit
+    counts (kept there, per process) of one test never throttle the next. A Redis cache
+    (PATRON_CACHE_URL) is left alone: it may be shared."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if isinstance(caches["default"], LocMemCache):
+        caches["default"].clear()
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The public datasets folder (../shared/data); skipped where absent, required in CI."""

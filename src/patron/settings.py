@@ -9,6 +9,10 @@
 ``PATRON_CURRENCY``      the shop's currency (default ``CNY``)
 ``PATRON_DEBUG``         ``1`` turns on Django's debug mode (development only)
 ``PATRON_ALLOWED_HOSTS`` comma-separated host names (default: localhost names)
+``PATRON_PRODUCTION``    ``1`` turns on HTTPS-only settings (redirect, HSTS, secure cookies)
+``PATRON_CACHE_URL``     cache (rate limits): ``redis://...``; ``PATRON_REDIS_URL`` too
+``PATRON_API_RATE_LIMIT`` requests per token, ``6000/min`` (see docs/operations.md)
+``PATRON_LOGIN_MAX_FAILURES`` failed logins before a lockout (default 5; docs/operations.md)
 ``PATRON_RECOMMEND_REPEAT_CATEGORIES`` category paths recommended again after a purchase
 ``PATRON_RECOMMEND_DIVERSITY`` MMR diversity weight of served lists (default 0.2)
 ``PATRON_CONSENT_DEFAULTS`` consent of undecided customers per purpose (docs/privacy.md)
@@ -22,6 +26,9 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from patron.core.envparse import parse_duration, parse_flag, parse_rate
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PATRON_HOME = Path(os.environ.get("PATRON_HOME", "var")).resolve()
@@ -135,7 +142,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "patron.core.security.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "patron.api.ratelimit.AddressRateLimitMiddleware",
+    "patron.api.validation.RequestBodyLimitMiddleware",
     "patron.api.middleware.JsonApiErrorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -206,6 +216,90 @@ LOGOUT_REDIRECT_URL = "web:login"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
+
+
+# Hardening (docs/operations.md, "Production settings"). Every value comes from the
+# environment; PATRON_PRODUCTION=1 turns the HTTPS-only ones on together, and the embedded
+# default (`make demo`, `patron serve` on localhost) keeps working over plain http.
+def _env_flag(name: str, default: bool) -> bool:
+    try:
+        return parse_flag(name, os.environ.get(name), default)
+    except ValueError as error:
+        raise ImproperlyConfigured(str(error)) from error
+
+
+def _env_seconds(name: str, default: str) -> int:
+    try:
+        return parse_duration(name, os.environ.get(name, default))
+    except ValueError as error:
+        raise ImproperlyConfigured(str(error)) from error
+
+
+def _env_rate(name: str, default: str) -> tuple[int, int] | None:
+    try:
+        return parse_rate(name, os.environ.get(name, default))
+    except ValueError as error:
+        raise ImproperlyConfigured(str(error)) from error
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, str(default))
+    if not value.strip().isdigit():
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}")
+    return int(value)
+
+
+PRODUCTION = _env_flag("PATRON_PRODUCTION", False)
+SECURE_SSL_REDIRECT = _env_flag("PATRON_SSL_REDIRECT", PRODUCTION)
+SECURE_HSTS_SECONDS = _env_int("PATRON_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_flag("PATRON_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = _env_flag("PATRON_HSTS_PRELOAD", PRODUCTION)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _env_flag("PATRON_SECURE_COOKIES", PRODUCTION)
+#: Reverse proxies in front of Patron (nginx: 1). They are trusted to set X-Forwarded-Proto
+#: (so a TLS-terminating proxy's requests count as https) and X-Forwarded-For (the client's
+#: address for rate limits and login lockout).
+PROXY_COUNT = _env_int("PATRON_PROXY_COUNT", 0)
+if PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = [
+    origin.strip()
+    for origin in os.environ.get("PATRON_CSRF_TRUSTED_ORIGINS", "").split(",")
+    if origin.strip()
+]
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+#: Request bodies (an ingest batch is the largest) and form fields: a larger one is refused
+#: with 413 before it is read.
+DATA_UPLOAD_MAX_MEMORY_SIZE = _env_int("PATRON_MAX_BODY_BYTES", 10 * 1024 * 1024)
+
+#: The API token hashes' HMAC key (default: derived from SECRET_KEY, so changing that one
+#: invalidates every token; set PATRON_TOKEN_KEY to rotate SECRET_KEY on its own).
+API_TOKEN_KEY = os.environ.get("PATRON_TOKEN_KEY", "")
+#: (requests, window seconds) per token or staff user, and per client address for calls
+#: that are not authenticated (or fail to be); None switches a limit off.
+API_RATE_LIMIT = _env_rate("PATRON_API_RATE_LIMIT", "6000/min")
+API_ANONYMOUS_RATE_LIMIT = _env_rate("PATRON_API_ANONYMOUS_RATE_LIMIT", "120/min")
+_cache_url = os.environ.get("PATRON_CACHE_URL") or os.environ.get("PATRON_REDIS_URL")
+if _cache_url and not _cache_url.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(
+        f"PATRON_CACHE_URL must be a Redis URL (redis://, rediss:// or unix://), got {_cache_url!r}"
+    )
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url
+        # Per process: with several gunicorn workers each keeps its own counts (docs).
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "patron"}
+    )
+}
+
+#: Dashboard and admin sign-in: this many failures for one username (or from one address)
+#: within the window lock it out for LOGIN_LOCKOUT_SECONDS (patron.api.lockout).
+AUTHENTICATION_BACKENDS = ["patron.api.lockout.LockoutModelBackend"]
+LOGIN_MAX_FAILURES = _env_int("PATRON_LOGIN_MAX_FAILURES", 5)
+LOGIN_MAX_FAILURES_PER_ADDRESS = _env_int("PATRON_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
+LOGIN_FAILURE_WINDOW_SECONDS = _env_seconds("PATRON_LOGIN_FAILURE_WINDOW", "15m")
+LOGIN_LOCKOUT_SECONDS = _env_seconds("PATRON_LOGIN_LOCKOUT", "15m")
 
 #: Category paths whose products may be recommended again after a purchase (a path covers its
 #: sub-categories), comma-separated: PATRON_RECOMMEND_REPEAT_CATEGORIES="食品,个护 > 口腔护理".

@@ -10,6 +10,8 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from patron.analytics.models import AnalysisRun
+from patron.api.tokens import create_token
+from patron.api.v1 import api
 from patron.catalog.models import Category, Product
 from patron.customers.models import Customer
 from patron.loyalty.coupons import create_coupon_template
@@ -248,3 +250,148 @@ def test_endpoint_answers_each_caller(
     if url.startswith("/api/v1/ingest/"):
         # only an authorised call writes anything
         assert response.json().get("inserted", 0) == (1 if status == 200 else 0)
+
+
+#: The token scope every endpoint needs (``x-token-scope`` in the OpenAPI schema), by method
+#: and path template: read for every GET, ingest for what the shop sends in, loyalty for
+#: point and coupon moves, admin for the programme's set-up. A new endpoint must be added here.
+ENDPOINT_SCOPES: dict[tuple[str, str], str] = {
+    ("get", "/api/v1/customers"): "read",
+    ("get", "/api/v1/customers/{external_id}"): "read",
+    ("get", "/api/v1/customers/{external_id}/consents"): "read",
+    ("post", "/api/v1/customers/{external_id}/consents"): "ingest",
+    ("post", "/api/v1/ingest/customers"): "ingest",
+    ("post", "/api/v1/ingest/products"): "ingest",
+    ("post", "/api/v1/ingest/orders"): "ingest",
+    ("post", "/api/v1/ingest/events"): "ingest",
+    ("get", "/api/v1/analytics/segments"): "read",
+    ("get", "/api/v1/analytics/cohorts"): "read",
+    ("get", "/api/v1/analytics/kpis"): "read",
+    ("get", "/api/v1/analytics/models"): "read",
+    ("get", "/api/v1/loyalty/programme"): "read",
+    ("put", "/api/v1/loyalty/programme"): "admin",
+    ("get", "/api/v1/loyalty/tiers"): "read",
+    ("post", "/api/v1/loyalty/tiers"): "admin",
+    ("get", "/api/v1/loyalty/promotions"): "read",
+    ("post", "/api/v1/loyalty/promotions"): "admin",
+    ("get", "/api/v1/loyalty/category-multipliers"): "read",
+    ("put", "/api/v1/loyalty/category-multipliers/{category_path}"): "admin",
+    ("get", "/api/v1/loyalty/rewards"): "read",
+    ("post", "/api/v1/loyalty/rewards"): "admin",
+    ("post", "/api/v1/loyalty/members"): "loyalty",
+    ("get", "/api/v1/loyalty/members/{customer_external_id}"): "read",
+    ("get", "/api/v1/loyalty/members/{customer_external_id}/ledger"): "read",
+    ("post", "/api/v1/loyalty/members/{customer_external_id}/adjustments"): "loyalty",
+    ("get", "/api/v1/loyalty/members/{customer_external_id}/rewards"): "read",
+    ("post", "/api/v1/loyalty/members/{customer_external_id}/redemptions"): "loyalty",
+    ("post", "/api/v1/loyalty/referrals"): "loyalty",
+    ("post", "/api/v1/coupons/templates"): "admin",
+    ("post", "/api/v1/coupons/templates/{template_id}/codes"): "admin",
+    ("get", "/api/v1/coupons/{code}/validate"): "read",
+    ("post", "/api/v1/coupons/{code}/redeem"): "loyalty",
+    ("post", "/api/v1/coupons/{code}/release"): "loyalty",
+    ("get", "/api/v1/customers/{external_id}/recommendations"): "read",
+    ("get", "/api/v1/products/{product_id}/similar"): "read",
+    ("get", "/api/v1/products/{product_id}/bought-together"): "read",
+    ("post", "/api/v1/recommendations/feedback"): "ingest",
+}
+#: The path template of each URL the matrix calls.
+MATRIX_TEMPLATES: dict[str, str] = {
+    "/api/v1/customers/00042": "/api/v1/customers/{external_id}",
+    "/api/v1/loyalty/members/00042": "/api/v1/loyalty/members/{customer_external_id}",
+    "/api/v1/loyalty/members/00042/ledger": (
+        "/api/v1/loyalty/members/{customer_external_id}/ledger"
+    ),
+    "/api/v1/loyalty/members/00042/adjustments": (
+        "/api/v1/loyalty/members/{customer_external_id}/adjustments"
+    ),
+    "/api/v1/loyalty/members/00042/redemptions": (
+        "/api/v1/loyalty/members/{customer_external_id}/redemptions"
+    ),
+    "/api/v1/coupons/ANYCODE/validate": "/api/v1/coupons/{code}/validate",
+    "/api/v1/loyalty/category-multipliers/Tea": (
+        "/api/v1/loyalty/category-multipliers/{category_path}"
+    ),
+    "/api/v1/customers/00042/recommendations": "/api/v1/customers/{external_id}/recommendations",
+    "/api/v1/products/P-TEA/similar": "/api/v1/products/{product_id}/similar",
+    "/api/v1/products/P-TEA/bought-together": "/api/v1/products/{product_id}/bought-together",
+}
+
+
+def required_scope(method: str, url: str) -> str:
+    """The scope the matrix's call of ``url`` needs."""
+    path = url.split("?")[0]
+    return ENDPOINT_SCOPES[(method, MATRIX_TEMPLATES.get(path, path))]
+
+
+def test_every_endpoint_declares_the_scope_listed_here() -> None:
+    # given: every operation of the API, as its schema lists it
+    schema = api.get_openapi_schema()
+    declared = {
+        (method, path): operation.get("x-token-scope")
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+    }
+    # then: each has its scope, the one expected, and GETs need read
+    assert declared == ENDPOINT_SCOPES
+    assert all(scope == "read" for (method, _), scope in declared.items() if method == "get")
+
+
+@pytest.mark.parametrize("scope", ["ingest", "loyalty", "read", "admin"])
+@pytest.mark.parametrize(("method", "url", "body"), ENDPOINTS)
+def test_endpoint_needs_its_token_scope(
+    coupon_template: CouponTemplate,
+    method: str,
+    url: str,
+    body: list[dict[str, object]] | dict[str, object] | None,
+    scope: str,
+) -> None:
+    # given: a loyalty manager's token (the role may do everything) with this one scope
+    manager = User.objects.create_user("scoped-tool", password="not-used-here")
+    manager.groups.add(Group.objects.get(name="loyalty_manager"))
+    headers = {"Authorization": f"Bearer {create_token(manager, scopes=[scope])[1]}"}
+    needed = required_scope(method, url)
+    rows_before = setup_rows()
+    # when
+    if body is None:
+        response = Client().get(url, headers=headers)
+    else:
+        response = getattr(Client(), method)(
+            url.format(template_id=coupon_template.pk),
+            body,
+            content_type="application/json",
+            headers={**headers, "Idempotency-Key": "scope-matrix"},
+        )
+    # then: the endpoint's own scope lets it through; any other is refused by name
+    if scope == needed:
+        assert response.status_code == SUCCESS_STATUS.get((method, url), 200)
+        return
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json; charset=utf-8"
+    assert response.json()["code"] == "insufficient_scope"
+    assert response.json()["required_scope"] == needed
+    assert f"lacks the {needed!r} scope" in response.json()["message"]
+    assert f"(it has: {scope})" in response.json()["message"]
+    assert response["WWW-Authenticate"] == f'Bearer error="insufficient_scope", scope="{needed}"'
+    assert setup_rows() == rows_before
+    if url == "/api/v1/recommendations/feedback":
+        assert not RecommendationFeedback.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("caller_client", "status"),
+    [("staff_session", 200), ("admin_session", 200)],
+    indirect=["caller_client"],
+)
+def test_staff_sessions_are_not_scoped(
+    caller_client: tuple[Client, dict[str, str]], status: int
+) -> None:
+    # a session may call a read and an ingest endpoint alike: its role decides, not a scope
+    client, _ = caller_client
+    assert client.get("/api/v1/loyalty/tiers").status_code == status
+    response = client.post(
+        "/api/v1/ingest/products",
+        [{"product_id": "P-S", "name": "茶", "price": "38"}],
+        content_type="application/json",
+    )
+    assert response.status_code == status

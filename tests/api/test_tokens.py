@@ -1,14 +1,17 @@
-"""Tokens: created once, stored as a hash, refused when revoked or expired."""
+"""Tokens: created once, stored as a keyed hash, scoped, refused when revoked or expired."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import override_settings
 from django.utils import timezone
 
+from patron.api.choices import ScopeChoices, TokenHashChoices
 from patron.api.models import ApiToken
 from patron.api.tokens import (
     AmbiguousTokenPrefix,
@@ -19,14 +22,20 @@ from patron.api.tokens import (
 )
 
 
-def test_create_token_stores_only_the_hash_and_prefix(api_user: User) -> None:
+@override_settings(API_TOKEN_KEY="a-dedicated-token-key-of-enough-length")
+def test_create_token_stores_only_the_keyed_hash_and_prefix(api_user: User) -> None:
     # when
     token, plaintext = create_token(api_user, "erp sync")
-    # then
+    # then: HMAC-SHA256 under the token key, not a plain hash anyone could recompute
     assert plaintext.startswith("ptn_")
     assert len(plaintext) == 47
     stored = ApiToken.objects.values().get(pk=token.pk)
-    assert stored["key_hash"] == hashlib.sha256(plaintext.encode()).hexdigest()
+    expected = hmac.new(
+        b"a-dedicated-token-key-of-enough-length", plaintext.encode(), hashlib.sha256
+    ).hexdigest()
+    assert stored["key_hash"] == expected
+    assert stored["key_hash"] != hashlib.sha256(plaintext.encode()).hexdigest()
+    assert stored["hash_scheme"] == "hmac-sha256"
     assert stored["key_prefix"] == plaintext[:8]
     assert stored["name"] == "erp sync"
     assert not any(plaintext in str(value) for value in stored.values())
@@ -41,9 +50,10 @@ def test_authenticate_token_returns_the_user_and_records_the_use(api_user: User)
     token, plaintext = create_token(api_user)
     now = timezone.now()
     # when
-    user = authenticate_token(plaintext, now=now)
+    found = authenticate_token(plaintext, now=now)
     # then
-    assert user == api_user
+    assert found is not None
+    assert found.user == api_user
     token.refresh_from_db()
     assert token.last_used_at == now
 
@@ -90,7 +100,7 @@ def test_a_token_expires_at_its_expiry_time(api_user: User) -> None:
     expires_at = timezone.now() + timedelta(days=1)
     _, plaintext = create_token(api_user, expires_at=expires_at)
     # then
-    assert authenticate_token(plaintext, now=expires_at - timedelta(seconds=1)) == api_user
+    assert authenticate_token(plaintext, now=expires_at - timedelta(seconds=1)) is not None
     assert authenticate_token(plaintext, now=expires_at) is None
 
 
@@ -129,3 +139,86 @@ def test_revoke_of_an_ambiguous_prefix_asks_for_the_whole_token(api_user: User) 
         revoke_token(first.key_prefix)
     assert revoke_token(first_plaintext).pk == first.pk
     assert ApiToken.objects.get(pk=second.pk).revoked_at is None
+
+
+def test_a_token_made_under_another_key_authenticates_nobody(api_user: User) -> None:
+    # given: a token hashed under one key
+    with override_settings(API_TOKEN_KEY="the-first-token-key-0123456789abcdef"):
+        _, plaintext = create_token(api_user)
+        assert authenticate_token(plaintext) is not None
+    # when / then: the server's key is another one
+    with override_settings(API_TOKEN_KEY="the-second-token-key-0123456789abcdef"):
+        assert authenticate_token(plaintext) is None
+
+
+def test_without_a_token_key_the_key_derives_from_the_secret_key(api_user: User) -> None:
+    # given
+    with override_settings(API_TOKEN_KEY="", SECRET_KEY="s" * 60):
+        _, plaintext = create_token(api_user)
+    # when / then: the same secret key accepts it, another refuses it
+    with override_settings(API_TOKEN_KEY="", SECRET_KEY="s" * 60):
+        assert authenticate_token(plaintext) is not None
+    with override_settings(API_TOKEN_KEY="", SECRET_KEY="t" * 60):
+        assert authenticate_token(plaintext) is None
+
+
+def test_a_legacy_sha256_token_still_works_and_is_upgraded_on_first_use(api_user: User) -> None:
+    # given: a token stored as before keyed hashes (what migration 0003 marks sha256)
+    plaintext = "ptn_" + "L" * 43
+    legacy = ApiToken.objects.create(
+        user=api_user,
+        key_prefix=plaintext[:8],
+        key_hash=hashlib.sha256(plaintext.encode()).hexdigest(),
+        hash_scheme=TokenHashChoices.SHA256,
+        scopes="ingest loyalty read admin",
+    )
+    # when
+    found = authenticate_token(plaintext)
+    # then: accepted, and now stored under the keyed hash only
+    assert found is not None
+    assert found.pk == legacy.pk
+    legacy.refresh_from_db()
+    assert legacy.hash_scheme == TokenHashChoices.HMAC_SHA256
+    assert legacy.key_hash != hashlib.sha256(plaintext.encode()).hexdigest()
+    assert authenticate_token(plaintext) is not None
+
+
+def test_a_keyed_row_never_matches_a_plain_sha256_guess(api_user: User) -> None:
+    # given: a keyed row whose stored value happens to be some plaintext's plain SHA-256
+    plaintext = "ptn_" + "K" * 43
+    ApiToken.objects.create(
+        user=api_user,
+        key_prefix=plaintext[:8],
+        key_hash=hashlib.sha256(plaintext.encode()).hexdigest(),
+        hash_scheme=TokenHashChoices.HMAC_SHA256,
+        scopes="read",
+    )
+    # then: a row is checked under its own scheme
+    assert authenticate_token(plaintext) is None
+
+
+def test_scopes_are_stored_in_a_fixed_order_each_once(api_user: User) -> None:
+    # when
+    token, _ = create_token(api_user, scopes=["loyalty", "READ", "loyalty"])
+    # then
+    assert token.scopes == "loyalty read"
+    assert token.has_scope(ScopeChoices.READ)
+    assert token.has_scope(ScopeChoices.LOYALTY)
+    assert not token.has_scope(ScopeChoices.INGEST)
+    assert not token.has_scope(ScopeChoices.ADMIN)
+
+
+def test_without_scopes_the_python_helper_grants_every_scope(api_user: User) -> None:
+    token, _ = create_token(api_user)
+    assert token.scope_set == {"ingest", "loyalty", "read", "admin"}
+
+
+def test_an_unknown_scope_is_refused_by_name(api_user: User) -> None:
+    with pytest.raises(ValueError, match="unknown token scope 'write'"):
+        create_token(api_user, scopes=["read", "write"])
+    assert not ApiToken.objects.exists()
+
+
+def test_an_empty_scope_set_is_refused(api_user: User) -> None:
+    with pytest.raises(ValueError, match="at least one scope"):
+        create_token(api_user, scopes=[])

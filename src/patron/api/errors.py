@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -62,13 +63,23 @@ class ValidationErrorOut(ErrorOut):
 
 
 class ApiError(Exception):
-    """An error to answer with ``status`` and the JSON body ``{"code", "message", ...}``."""
+    """An error to answer with ``status`` and the JSON body ``{"code", "message", ...}``;
+    ``headers`` go on the response (``Retry-After`` of a 429)."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
@@ -95,7 +106,13 @@ def error_response(
         "message": message or message_for_status(status),
         **extra,
     }
-    response = JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+    response = JsonResponse(
+        body,
+        status=status,
+        json_dumps_params={"ensure_ascii": False},
+        # The same header as django-ninja's own answers.
+        content_type="application/json; charset=utf-8",
+    )
     if status == 401:
         response["WWW-Authenticate"] = "Bearer"
     return response
@@ -127,6 +144,24 @@ def validation_error_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
     return {"code": STATUS_CODES[422], "message": message, "errors": field_errors}
 
 
+#: How django-ninja's HttpError for a body it could not parse begins.
+_NINJA_UNPARSABLE_BODY = "Cannot parse request body"
+
+
+def json_body_problem(body: bytes) -> str:
+    """What is wrong with a request body that should be JSON, for the client to fix."""
+    try:
+        json.loads(body)
+    except UnicodeDecodeError:
+        return "The body is not UTF-8 text: send JSON encoded as UTF-8."
+    except json.JSONDecodeError as error:
+        return (
+            f"The body is not valid JSON: {error.msg} at line {error.lineno} column "
+            f"{error.colno} (send Content-Type: application/json)."
+        )
+    return "The body could not be read as JSON."
+
+
 def install_error_handlers(api: NinjaAPI) -> None:
     """Answer every exception raised in ``api`` with Patron's JSON error shape."""
 
@@ -138,7 +173,10 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(ApiError)
     def on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
-        return respond(request, exc.status, exc.body())
+        response = respond(request, exc.status, exc.body())
+        for header, value in exc.headers.items():
+            response[header] = value
+        return response
 
     @api.exception_handler(ValidationError)
     def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
@@ -151,6 +189,9 @@ def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(HttpError)
     def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         status = exc.status_code
+        if status == 400 and exc.message.startswith(_NINJA_UNPARSABLE_BODY):
+            message = json_body_problem(request.body)
+            return respond(request, 400, {"code": "invalid_json", "message": message})
         return respond(request, status, {"code": code_for_status(status), "message": exc.message})
 
     @api.exception_handler(Http404)

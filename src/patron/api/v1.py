@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from ninja import NinjaAPI, Router
 
-from patron.api.auth import BearerTokenAuth, StaffSessionAuth
+from patron.api.auth import api_auth, apply_scopes
 from patron.api.errors import install_error_handlers
 from patron.api.routers import analytics, coupons, customers, ingest, loyalty, privacy, recommend
+from patron.api.validation import forbid_unknown_fields
 
 #: (URL prefix, router) of every domain; a new app adds its router here.
 ROUTERS: list[tuple[str, Router]] = [
@@ -26,13 +27,18 @@ api = NinjaAPI(
     version="1",
     description=(
         "Patron's REST API. Authenticate with `Authorization: Bearer TOKEN` "
-        "(`patron token create --user NAME`), or with a staff session from the dashboard."
+        "(`patron token create --user NAME --scope read ...`), or with a staff session from "
+        "the dashboard. Each endpoint needs one token scope (`x-token-scope`): `read` for "
+        "every GET, `ingest`, `loyalty` or `admin` for writes."
     ),
     urls_namespace="api-v1",
-    auth=[BearerTokenAuth(), StaffSessionAuth()],
+    # Each router's operations get their scope's callbacks below; this is the fallback.
+    auth=api_auth(),
     # The docs page is served at /api/docs by patron.api.urls, outside the versioned prefix.
     docs_url=None,
 )
 install_error_handlers(api)
 for prefix, router in ROUTERS:
+    apply_scopes(router)
+    forbid_unknown_fields(router)
     api.add_router(prefix, router)

@@ -11,6 +11,7 @@ from patron.web import (
     recommend_views,
     views,
 )
+from patron.web.security import LockoutAuthenticationForm
 
 app_name = "web"
 urlpatterns = [
@@ -84,7 +85,9 @@ urlpatterns = [
     path(
         "login/",
         auth_views.LoginView.as_view(
-            template_name="web/login.html", redirect_authenticated_user=True
+            template_name="web/login.html",
+            redirect_authenticated_user=True,
+            authentication_form=LockoutAuthenticationForm,
         ),
         name="login",
     ),

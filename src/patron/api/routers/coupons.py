@@ -17,6 +17,8 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import AwareDatetime
 
+from patron.api.auth import requires_scope
+from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
 from patron.api.permissions import require_loyalty_configurer
@@ -211,6 +213,7 @@ def _redemption_out(redemption: CouponRedemption) -> dict[str, Any]:
 @router.post(
     "/templates", response={201: CouponTemplateOut, **_ERRORS}, summary="Create a coupon template"
 )
+@requires_scope(ScopeChoices.ADMIN)
 def create_template(request: HttpRequest, body: CouponTemplateIn) -> Status[dict[str, Any]]:
     """Create the rules of a coupon campaign; its codes are made with ``/codes``. Every field
     is checked first; a bad one (a value that does not fit the kind, an unknown category, a
@@ -248,6 +251,7 @@ def create_template(request: HttpRequest, body: CouponTemplateIn) -> Status[dict
     response={201: CodesOut, **_ERRORS},
     summary="Make codes of a template",
 )
+@requires_scope(ScopeChoices.ADMIN)
 def create_codes(request: HttpRequest, template_id: int, body: CodesIn) -> Status[dict[str, Any]]:
     """Make ``count`` new unique, unguessable codes of the template (at most 10,000 a request)
     and return them; this answer is the only place that lists them. ``404
@@ -341,6 +345,7 @@ def validate(
 
 
 @router.post("/{code}/redeem", response={201: RedemptionOut, **_ERRORS}, summary="Use a code")
+@requires_scope(ScopeChoices.LOYALTY)
 def redeem(request: HttpRequest, code: str, body: RedeemIn) -> Status[dict[str, Any]]:
     """Use the code on the order, never beyond its limits; the same order again gets its
     earlier use back. Needs an ``Idempotency-Key``."""
@@ -362,6 +367,7 @@ def redeem(request: HttpRequest, code: str, body: RedeemIn) -> Status[dict[str, 
 
 
 @router.post("/{code}/release", response={200: RedemptionOut, **_ERRORS}, summary="Give a use back")
+@requires_scope(ScopeChoices.LOYALTY)
 def release(request: HttpRequest, code: str, body: ReleaseIn) -> dict[str, Any]:
     """The order was cancelled: its use of the code is given back (releasing twice changes
     nothing); 404 when the order never used the code. Needs an ``Idempotency-Key``."""

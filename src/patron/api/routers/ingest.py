@@ -13,6 +13,8 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
 
+from patron.api.auth import requires_scope
+from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.ingest.schemas import MAX_API_RECORDS
 from patron.ingest.services import (
@@ -232,7 +234,7 @@ def _add_ingest_operation(kind: RecordKind) -> None:
         summary=f"Import {kind.value}",
         openapi_extra=_request_body_schema(kind),
     )
-    decorate(ingest)
+    decorate(requires_scope(ScopeChoices.INGEST)(ingest))
 
 
 for _kind in RecordKind:

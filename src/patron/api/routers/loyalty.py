@@ -21,6 +21,8 @@ from django.http import HttpRequest
 from ninja import Body, Field, Query, Router, Schema, Status
 from pydantic import AwareDatetime
 
+from patron.api.auth import requires_scope
+from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
 from patron.api.permissions import require_loyalty_configurer
@@ -496,6 +498,7 @@ def read_programme(request: HttpRequest) -> dict[str, Any]:
 
 
 @router.put("/programme", response={200: ProgrammeOut, **_ERRORS}, summary="Change the programme")
+@requires_scope(ScopeChoices.ADMIN)
 def change_programme(
     request: HttpRequest, changes: dict[str, Any] = _PROGRAMME_BODY
 ) -> dict[str, Any]:
@@ -521,6 +524,7 @@ def list_tiers(request: HttpRequest) -> list[dict[str, Any]]:
     response={200: TierOut, 201: TierOut, **_ERRORS},
     summary="Create or change a tier",
 )
+@requires_scope(ScopeChoices.ADMIN)
 def save_tier(request: HttpRequest, body: TierIn) -> Status[dict[str, Any]]:
     """Create the tier called ``name`` (201), or change the one of that name (200). Members
     move to their new tier at their next qualifying change or the periodic tier review. A
@@ -551,6 +555,7 @@ def list_promotions(request: HttpRequest) -> list[dict[str, Any]]:
 
 
 @router.post("/promotions", response={201: PromotionOut, **_ERRORS}, summary="Add a promotion")
+@requires_scope(ScopeChoices.ADMIN)
 def create_promotion(request: HttpRequest, body: PromotionIn) -> Status[dict[str, Any]]:
     """Add a time-boxed multiplier (double points during 11.11); where promotions overlap an
     order gets the largest, they do not stack. Needs an ``Idempotency-Key``.
@@ -580,6 +585,7 @@ def list_category_multipliers(request: HttpRequest) -> list[dict[str, Any]]:
     response={200: CategoryMultiplierOut, **_ERRORS},
     summary="Set a category multiplier",
 )
+@requires_scope(ScopeChoices.ADMIN)
 def put_category_multiplier(
     request: HttpRequest, category_path: str, body: CategoryMultiplierIn
 ) -> dict[str, Any]:
@@ -607,6 +613,7 @@ def list_rewards(request: HttpRequest) -> list[dict[str, Any]]:
 
 
 @router.post("/rewards", response={201: CatalogueRewardOut, **_ERRORS}, summary="Add a reward")
+@requires_scope(ScopeChoices.ADMIN)
 def add_reward(request: HttpRequest, body: RewardIn) -> Status[dict[str, Any]]:
     """Add a reward to the catalogue. Every field is checked first; a bad one (an unknown
     tier or coupon template, a coupon reward without a template, a validity that ends before
@@ -670,6 +677,7 @@ def _catalogue_reward_out(reward: Reward) -> dict[str, Any]:
 @router.post(
     "/members", response={200: MemberOut, 201: MemberOut, **_ERRORS}, summary="Enrol a customer"
 )
+@requires_scope(ScopeChoices.LOYALTY)
 def enrol(request: HttpRequest, body: MemberIn) -> Status[dict[str, Any]]:
     """Enrol the customer in the programme (201); an existing member is returned as is (200)."""
     customer = get_customer_or_404(body.customer_external_id)
@@ -719,6 +727,7 @@ def member_ledger(
     response={201: TransactionOut, **_ERRORS},
     summary="Adjust a member's points",
 )
+@requires_scope(ScopeChoices.LOYALTY)
 def adjust(
     request: HttpRequest, customer_external_id: str, body: AdjustmentIn
 ) -> Status[dict[str, Any]]:
@@ -762,6 +771,7 @@ def member_rewards(request: HttpRequest, customer_external_id: str) -> list[dict
     response={201: TransactionOut, **_ERRORS},
     summary="Redeem a member's points",
 )
+@requires_scope(ScopeChoices.LOYALTY)
 def redeem(
     request: HttpRequest, customer_external_id: str, body: RedemptionIn
 ) -> Status[dict[str, Any]]:
@@ -814,6 +824,7 @@ def _transaction_out(entry: LedgerTransaction | None, member: Member) -> dict[st
 
 
 @router.post("/referrals", response={201: ReferralOut, **_ERRORS}, summary="Record a referral")
+@requires_scope(ScopeChoices.LOYALTY)
 @requires_scope(ScopeChoices.LOYALTY)
 def refer(request: HttpRequest, body: ReferralIn) -> Status[Referral]:
     """Record that the customer came through the member's referral code (the customer is

@@ -10,6 +10,8 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 from pydantic import AwareDatetime
 
+from patron.api.auth import requires_scope
+from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.schemas import ShopDateTime
 from patron.api.shortcuts import invalid_request
@@ -187,6 +189,7 @@ def customer_consents(request: HttpRequest, external_id: str) -> dict[str, Any]:
     response={200: ConsentChangesOut, 201: ConsentChangesOut, **_ERRORS},
     summary="Record consent decisions",
 )
+@requires_scope(ScopeChoices.INGEST)
 def record_consents(
     request: HttpRequest, external_id: str, body: ConsentChangesIn
 ) -> Status[dict[str, Any]]:

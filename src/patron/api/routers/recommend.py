@@ -10,6 +10,8 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import AwareDatetime
 
+from patron.api.auth import requires_scope
+from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.schemas import ShopDateTime
 from patron.api.shortcuts import get_customer_or_404, invalid_request
@@ -217,6 +219,7 @@ def product_bought_together(
     response={200: FeedbackOut, 201: FeedbackOut, **_ERRORS},
     summary="Report what a customer did with a recommendation",
 )
+@requires_scope(ScopeChoices.INGEST)
 def recommendation_feedback(request: HttpRequest, body: FeedbackIn) -> Status[FeedbackOut]:
     """Record ``shown``, ``clicked``, ``dismissed`` or ``purchased`` (201); an event id
     already recorded is answered with the first record (200), never counted twice. Dismissed
