@@ -53,8 +53,8 @@ class _EncryptedMixin:
             return IsNull
         raise FieldError(
             f"{self.model.__name__}.{self.name} is encrypted: "  # type: ignore[attr-defined]
-            f"the lookup {lookup_name!r} cannot work on ciphertext; look up through its blind "
-            "index (exact e-mail, phone or name)"
+            f"the lookup {lookup_name!r} cannot work on ciphertext: decrypt in Python, or "
+            "find exact values through a blind index (e-mail, phone, name)"
         )
 
     def get_transform(self, lookup_name: str) -> Any:

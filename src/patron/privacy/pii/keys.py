@@ -105,7 +105,7 @@ def parse_key_ring(text: str) -> KeyRing:
                 "digits, '-' or '_'"
             )
         try:
-            secret = base64.urlsafe_b64decode(_padded(encoded.strip()))
+            secret = base64.b64decode(_padded(encoded.strip()), altchars=b"-_", validate=True)
         except (binascii.Error, ValueError) as error:
             raise PiiKeyError(
                 f"PATRON_PII_KEYS entry {position} (key {key_id!r}): the key is not base64"
