@@ -825,7 +825,6 @@ def _transaction_out(entry: LedgerTransaction | None, member: Member) -> dict[st
 
 @router.post("/referrals", response={201: ReferralOut, **_ERRORS}, summary="Record a referral")
 @requires_scope(ScopeChoices.LOYALTY)
-@requires_scope(ScopeChoices.LOYALTY)
 def refer(request: HttpRequest, body: ReferralIn) -> Status[Referral]:
     """Record that the customer came through the member's referral code (the customer is
     enrolled if needed). Refused with the reason as ``code``: ``404 unknown_referral_code``;
