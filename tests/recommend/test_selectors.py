@@ -11,7 +11,7 @@ from patron.recommend.selectors import (
     strongest_rules,
 )
 from patron.recommend.services import record_feedback, train_recommendations
-from tests.recommend.conftest import at
+from tests.recommend.conftest import at, make_order
 
 
 def names(items: list) -> list[str]:
@@ -86,3 +86,34 @@ def test_similar_products_and_bought_together(tea_shop: dict) -> None:
         ("cups", "tea"),
         ("tea", "cups"),
     ]
+
+
+def test_a_product_bought_after_the_training_leaves_the_stored_list(tea_shop: dict) -> None:
+    # given a's stored list holds honey and mug
+    customers, products = tea_shop["customers"], tea_shop["products"]
+    train_recommendations(triggered_by="test")
+    assert sorted(names(recommendations_for(customers["a"]).items)) == ["honey", "mug"]
+    # when a buys the honey after the run
+    make_order("O-after", customers["a"], [products["honey"]], at(27))
+    # then the stored list is served without it
+    found = recommendations_for(customers["a"])
+    assert found.source == "precomputed"
+    assert "honey" not in names(found.items)
+    assert "mug" in names(found.items)
+
+
+def test_a_stored_product_of_a_repeat_purchase_sub_category_stays_after_a_purchase(
+    tea_shop: dict,
+) -> None:
+    # given a's stored list holds honey; every category under "Drinks" is repeat-purchase
+    customers, products = tea_shop["customers"], tea_shop["products"]
+    train_recommendations(triggered_by="test")
+    make_order("O-after", customers["a"], [products["honey"]], at(27))
+    # when
+    with override_settings(RECOMMEND_REPEAT_PURCHASE_CATEGORIES=["Drinks"]):
+        found = recommendations_for(customers["a"])
+    # then bought products of the category may come again
+    assert "honey" in names(found.items)
+    # and a category that only starts with the same letters is not taken for a sub-category
+    with override_settings(RECOMMEND_REPEAT_PURCHASE_CATEGORIES=["Drink"]):
+        assert "honey" not in names(recommendations_for(customers["a"]).items)

@@ -31,6 +31,7 @@ from patron.analytics.models import AnalysisRun, CustomerAnalysis, ModelRun
 from patron.analytics.prediction_settings import PredictionSettings
 from patron.core.bulk import is_postgres
 from patron.core.money import default_currency, round_for_currency
+from patron.core.sql import columns, fetch_one
 from patron.customers.models import Customer
 from patron.engine import kpis
 from patron.engine.frames import order_summary
@@ -152,6 +153,21 @@ def customer_analysis(
     if run is None:
         return None
     return CustomerAnalysis.objects.filter(run=run, customer=customer).select_related("run").first()
+
+
+def customer_rfm_segment(customer_id: int) -> str | None:
+    """The customer's RFM segment in the latest successful run (as :func:`customer_analysis`
+    finds the row), or None. One statement that reads neither run's results (large JSON):
+    recommendations for customers without a stored list need only this."""
+    analysis, run = columns(CustomerAnalysis, "ca"), columns(AnalysisRun, "ar", only=())
+    row = fetch_one(
+        f"SELECT {analysis.column('rfm_segment')} FROM {analysis.table} "
+        f"WHERE {analysis.column('customer_id')} = %s AND {analysis.column('run_id')} = "
+        f"(SELECT {run.column('id')} FROM {run.table} WHERE {run.column('status')} = %s "
+        f"ORDER BY {run.column('started_at')} DESC, {run.column('id')} DESC LIMIT 1)",
+        [customer_id, AnalysisRunStatusChoices.SUCCEEDED],
+    )
+    return None if row is None else row[0]
 
 
 def behaviour_segment_label(run: AnalysisRun, segment: int, english_name: str = "") -> str:

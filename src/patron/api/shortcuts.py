@@ -9,13 +9,14 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from patron.api.errors import ApiError, validation_error_body
 from patron.customers.models import Customer
+from patron.customers.selectors import find_customer
 from patron.loyalty.errors import LoyaltyInputError
 
 
 def get_customer_or_404(external_id: str) -> Customer:
     """The customer whose external id is ``external_id``; a 404 ``customer_not_found``
     ``ApiError`` when there is none."""
-    customer = Customer.objects.filter(external_id=external_id).first()
+    customer = find_customer(external_id)
     if customer is None:
         raise ApiError(404, "customer_not_found", f"No customer with external id {external_id!r}.")
     return customer

@@ -25,12 +25,20 @@ Converter = Callable[[Any, Any, Any], Any]
 
 
 class Columns(Generic[ModelT]):
-    """The concrete columns of ``model`` under the table alias ``alias``."""
+    """The concrete columns of ``model`` under the table alias ``alias``; with ``only``, just
+    the primary key and those fields (the others are deferred on the instances, as with
+    ``QuerySet.only``: leave out large JSON columns a hot path does not need)."""
 
-    def __init__(self, model: type[ModelT], alias: str) -> None:
+    def __init__(
+        self, model: type[ModelT], alias: str, only: tuple[str, ...] | None = None
+    ) -> None:
         self.model = model
         self.alias = alias
-        self.fields = list(model._meta.concrete_fields)
+        self.fields = [
+            field
+            for field in model._meta.concrete_fields
+            if only is None or field.primary_key or field.name in only or field.attname in only
+        ]
         self.table = f"{quote(model._meta.db_table)} {alias}"
         self.sql = ", ".join(f"{alias}.{quote(column_of(field))}" for field in self.fields)
         self.attnames = [field.attname for field in self.fields]
@@ -72,13 +80,17 @@ class Columns(Generic[ModelT]):
 
 
 @cache
-def _column_sets(model: type[models.Model], alias: str, vendor: str) -> Columns[Any]:
-    return Columns(model, alias)
+def _column_sets(
+    model: type[models.Model], alias: str, only: tuple[str, ...] | None, vendor: str
+) -> Columns[Any]:
+    return Columns(model, alias, only)
 
 
-def columns(model: type[ModelT], alias: str) -> Columns[ModelT]:
-    """``Columns(model, alias)``, built once per process and database backend."""
-    return _column_sets(model, alias, connection.vendor)
+def columns(
+    model: type[ModelT], alias: str, only: tuple[str, ...] | None = None
+) -> Columns[ModelT]:
+    """``Columns(model, alias, only)``, built once per process and database backend."""
+    return _column_sets(model, alias, only, connection.vendor)
 
 
 def _converters(field: models.Field[Any, Any], expression: Any) -> list[Converter]:

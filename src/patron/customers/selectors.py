@@ -6,6 +6,7 @@ import contextlib
 
 from django.db.models import Q, QuerySet
 
+from patron.core.sql import columns, fetch_one
 from patron.customers.identity import (
     InvalidIdentifier,
     identity_lookup_values,
@@ -87,3 +88,15 @@ def get_customer(external_id: str) -> Customer:
     if customer is None:
         raise Customer.DoesNotExist(f"no customer with external id {external_id!r}")
     return customer
+
+
+def find_customer(external_id: str) -> Customer | None:
+    """The customer whose own external id is ``external_id`` (not one merged away), or
+    None. One statement of SQL (``patron.core.sql``): every API call about a customer
+    starts here."""
+    customer = columns(Customer, "c")
+    row = fetch_one(
+        f"SELECT {customer.sql} FROM {customer.table} WHERE {customer.column('external_id')} = %s",
+        [external_id],
+    )
+    return None if row is None else customer.instance(row)

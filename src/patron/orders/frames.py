@@ -126,17 +126,6 @@ def latest_activity_at() -> dt.datetime | None:
     return max(known) if known else None
 
 
-def purchased_product_ids(customer_id: int) -> set[int]:
-    """The products the customer bought (lines of orders in :data:`PURCHASED_STATUSES`)."""
-    return set(
-        OrderLine.objects.filter(
-            order__customer_id=customer_id,
-            order__status__in=PURCHASED_STATUSES,
-            product__isnull=False,
-        ).values_list("product_id", flat=True)
-    )
-
-
 def interacted_product_ids(customer_id: int, limit: int = 50) -> list[tuple[int, str]]:
     """The customer's latest distinct products bought, put in the cart or viewed, newest
     first, as ``(product_id, kind)`` with kind ``purchase``, ``add_to_cart`` or ``view``."""

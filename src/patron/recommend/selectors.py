@@ -14,12 +14,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from patron.analytics.selectors import customer_analysis
-from patron.catalog.models import Product
+from patron.analytics.selectors import customer_rfm_segment
+from patron.catalog.models import Category, Product
+from patron.core.sql import Columns, columns, fetch_all, fetch_one, link
 from patron.customers.models import Customer
 from patron.engine.recommend import mmr_rerank
 from patron.orders.choices import EventTypeChoices
-from patron.orders.frames import interacted_product_ids, purchased_product_ids
+from patron.orders.frames import (
+    PURCHASED_STATUSES,
+    interacted_product_ids,
+)
+from patron.orders.models import Order, OrderLine
 from patron.privacy.choices import ConsentPurposeChoices
 from patron.privacy.consent import may
 from patron.recommend.choices import (
@@ -27,7 +32,7 @@ from patron.recommend.choices import (
     ReasonChoices,
     TrainingRunStatusChoices,
 )
-from patron.recommend.config import serving_diversity
+from patron.recommend.config import repeat_purchase_categories, serving_diversity
 from patron.recommend.models import (
     BasketRule,
     PopularProduct,
@@ -36,7 +41,6 @@ from patron.recommend.models import (
     SimilarProduct,
     TrainingRun,
 )
-from patron.recommend.services import repeat_purchase_products
 
 #: How much each kind of past interaction counts when a list is computed at serving time
 #: (the training's default weights).
@@ -95,6 +99,19 @@ def latest_training_run() -> TrainingRun | None:
     )
 
 
+def _serving_run() -> TrainingRun | None:
+    """:func:`latest_training_run` for serving: in SQL of its own (every recommendation
+    request starts here) and without the report, parameters and evaluation, large JSON that
+    serving does not read (they stay deferred on the instance)."""
+    run = columns(TrainingRun, "r", only=("status", "as_of", "started_at", "finished_at"))
+    row = fetch_one(
+        f"SELECT {run.sql} FROM {run.table} WHERE {run.column('status')} = %s "
+        f"ORDER BY {run.column('started_at')} DESC, {run.column('id')} DESC LIMIT 1",
+        [TrainingRunStatusChoices.SUCCEEDED],
+    )
+    return None if row is None else run.instance(row)
+
+
 def training_runs(limit: int = 20) -> list[TrainingRun]:
     """The latest training runs, failed ones included, newest first."""
     return list(TrainingRun.objects.order_by("-started_at", "-id")[:limit])
@@ -111,9 +128,46 @@ def dismissed_product_ids(customer: Customer) -> set[int]:
 
 def excluded_product_ids(customer: Customer) -> set[int]:
     """What the serving rules keep from the customer: bought products (but those of
-    repeat-purchase categories) and dismissed ones."""
-    bought = purchased_product_ids(customer.pk) - repeat_purchase_products()
-    return bought | dismissed_product_ids(customer)
+    repeat-purchase categories) and dismissed ones. One statement of SQL."""
+    line, order = columns(OrderLine, "ol"), columns(Order, "o")
+    product, category = columns(Product, "p"), columns(Category, "pc")
+    feedback = columns(RecommendationFeedback, "f")
+    repeat_test, repeat_params = _repeat_purchase_test(category)
+    statuses = ", ".join(["%s"] * len(PURCHASED_STATUSES))
+    not_repeat = f"AND NOT {repeat_test} " if repeat_test else ""
+    rows = fetch_all(
+        f"SELECT {line.column('product_id')} FROM {line.table} "
+        f"JOIN {order.table} ON {order.column('id')} = {line.column('order_id')} "
+        f"JOIN {product.table} ON {product.column('id')} = {line.column('product_id')} "
+        f"LEFT JOIN {category.table} ON {category.column('id')} = {product.column('category_id')} "
+        f"WHERE {order.column('customer_id')} = %s AND {order.column('status')} IN ({statuses}) "
+        f"{not_repeat}"
+        f"UNION SELECT {feedback.column('product_id')} FROM {feedback.table} "
+        f"WHERE {feedback.column('customer_id')} = %s AND {feedback.column('kind')} = %s",
+        [
+            customer.pk,
+            *PURCHASED_STATUSES,
+            *repeat_params,
+            customer.pk,
+            FeedbackKindChoices.DISMISSED,
+        ],
+    )
+    return {row[0] for row in rows}
+
+
+def _repeat_purchase_test(category: Columns[Category]) -> tuple[str, list[object]]:
+    """SQL that is true when the (left-joined) category ``category`` is, or is under, one
+    of the repeat-purchase categories, and false otherwise (also for a product without
+    category: never null), with its parameters; ``("", [])`` when there are none."""
+    paths = repeat_purchase_categories()
+    if not paths:
+        return "", []
+    path = category.column("path")
+    test = " OR ".join([f"{path} = %s OR {path} LIKE %s ESCAPE '!'"] * len(paths))
+    params: list[object] = []
+    for repeat_path in paths:
+        params += [repeat_path, _like_prefix(f"{repeat_path} > ")]
+    return f"COALESCE(({test}), %s)", [*params, False]
 
 
 def recommendations_for(customer: Customer, n: int = 10) -> RecommendationList:
@@ -129,30 +183,15 @@ def recommendations_for(customer: Customer, n: int = 10) -> RecommendationList:
     segment and in the shop, diversified by maximal marginal relevance.
     """
     n = max(1, min(n, MAX_LIST_LENGTH))
-    run = latest_training_run()
+    run = _serving_run()
     if run is None:
         return RecommendationList(run=None, source="none", items=[])
     if not may(customer, ConsentPurposeChoices.PERSONALISATION):
         return RecommendationList(run=run, source="non_personal", items=non_personal(run, n))
-    excluded = excluded_product_ids(customer)
-    stored = (
-        Recommendation.objects.filter(run=run, customer=customer, product__is_active=True)
-        .exclude(product_id__in=excluded)
-        .select_related("product__category", "reason_product")
-        .order_by("rank")
-    )
-    items = [
-        RecommendedProduct(
-            rank=0,
-            product=row.product,
-            score=row.score,
-            reason=row.reason,
-            reason_product=row.reason_product,
-        )
-        for row in stored[:n]
-    ]
+    items = _precomputed(run, customer, n)
     source = "precomputed" if items else "computed"
     if len(items) < n:
+        excluded = excluded_product_ids(customer)
         taken = excluded | {item.product.pk for item in items}
         items.extend(_computed(run, customer, n - len(items), taken))
     ranked = [
@@ -166,6 +205,81 @@ def recommendations_for(customer: Customer, n: int = 10) -> RecommendationList:
         for rank, item in enumerate(items, start=1)
     ]
     return RecommendationList(run=run, source=source, items=ranked)
+
+
+def _precomputed(run: TrainingRun, customer: Customer, n: int) -> list[RecommendedProduct]:
+    """The first ``n`` items of the customer's stored list that pass the serving rules now,
+    with their products, reason products and categories: one statement of SQL (the serving
+    rules as NOT EXISTS), since this is the path of most requests."""
+    recommendation = columns(Recommendation, "r")
+    product, category = columns(Product, "p"), columns(Category, "pc")
+    reason_product, reason_category = columns(Product, "rp"), columns(Category, "rpc")
+    line, order = columns(OrderLine, "ol"), columns(Order, "o")
+    feedback = columns(RecommendationFeedback, "f")
+    repeat_test, repeat_params = _repeat_purchase_test(category)
+    if repeat_test:
+        repeat_test += " OR "
+    statuses = ", ".join(["%s"] * len(PURCHASED_STATUSES))
+    rows = fetch_all(
+        f"SELECT {recommendation.column('score')}, {recommendation.column('reason')}, "
+        f"{product.sql}, {category.sql}, {reason_product.sql}, {reason_category.sql} "
+        f"FROM {recommendation.table} "
+        f"JOIN {product.table} ON {product.column('id')} = {recommendation.column('product_id')} "
+        f"LEFT JOIN {category.table} ON {category.column('id')} = {product.column('category_id')} "
+        f"LEFT JOIN {reason_product.table} "
+        f"ON {reason_product.column('id')} = {recommendation.column('reason_product_id')} "
+        f"LEFT JOIN {reason_category.table} "
+        f"ON {reason_category.column('id')} = {reason_product.column('category_id')} "
+        f"WHERE {recommendation.column('run_id')} = %s "
+        f"AND {recommendation.column('customer_id')} = %s "
+        f"AND {product.column('is_active')} = %s "
+        # NOT IN over the customer's own few rows (read once, through the indexes by
+        # customer), not NOT EXISTS, which PostgreSQL runs per item over all the product's
+        # order lines.
+        f"AND {recommendation.column('product_id')} NOT IN (SELECT {feedback.column('product_id')} "
+        f"FROM {feedback.table} WHERE {feedback.column('customer_id')} = %s "
+        f"AND {feedback.column('kind')} = %s) "
+        f"AND ({repeat_test}{recommendation.column('product_id')} NOT IN "
+        f"(SELECT {line.column('product_id')} FROM {order.table} "
+        f"JOIN {line.table} ON {line.column('order_id')} = {order.column('id')} "
+        f"WHERE {order.column('customer_id')} = %s AND {order.column('status')} IN ({statuses}) "
+        f"AND {line.column('product_id')} IS NOT NULL)) "
+        f"ORDER BY {recommendation.column('rank')} LIMIT %s",
+        [
+            run.pk,
+            customer.pk,
+            True,
+            customer.pk,
+            FeedbackKindChoices.DISMISSED,
+            *repeat_params,
+            customer.pk,
+            *PURCHASED_STATUSES,
+            n,
+        ],
+    )
+    items = []
+    for row in rows:
+        offset = 2
+        recommended = product.instance(row, offset)
+        offset += len(product)
+        assert recommended is not None
+        link(recommended, "category", category.instance(row, offset))
+        offset += len(category)
+        reason = reason_product.instance(row, offset)
+        if reason is not None:
+            link(reason, "category", reason_category.instance(row, offset + len(reason_product)))
+        items.append(
+            RecommendedProduct(
+                rank=0, product=recommended, score=row[0], reason=row[1], reason_product=reason
+            )
+        )
+    return items
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern (escape character ``!``) for texts that start with ``prefix``."""
+    escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"{escaped}%"
 
 
 def _computed(
@@ -240,28 +354,51 @@ def _popular(
     run: TrainingRun, customer: Customer, n: int, excluded: set[int]
 ) -> list[RecommendedProduct]:
     """The popular products of the customer's RFM segment, then of the shop."""
-    analysis = customer_analysis(customer)
-    segments = [analysis.rfm_segment] if analysis is not None else []
+    own_segment = customer_rfm_segment(customer.pk)
     items: list[RecommendedProduct] = []
     taken = set(excluded)
-    for segment in [*segments, ""]:
-        rows = (
-            PopularProduct.objects.filter(run=run, segment=segment, product__is_active=True)
-            .exclude(product_id__in=taken)
-            .select_related("product__category")
-            .order_by("rank")[: n - len(items)]
-        )
+    for segment in [*([own_segment] if own_segment is not None else []), ""]:
         reason = ReasonChoices.POPULAR_IN_SEGMENT if segment else ReasonChoices.POPULAR
-        for row in rows:
+        for product, score in _popular_rows(run, segment, n - len(items), taken):
             items.append(
                 RecommendedProduct(
-                    rank=0, product=row.product, score=row.score, reason=reason, reason_product=None
+                    rank=0, product=product, score=score, reason=reason, reason_product=None
                 )
             )
-            taken.add(row.product_id)
+            taken.add(product.pk)
         if len(items) >= n:
             break
     return items
+
+
+def _popular_rows(
+    run: TrainingRun, segment: str, n: int, excluded: set[int]
+) -> list[tuple[Product, float]]:
+    """The ``n`` most popular active products of ``segment`` ("": the whole shop) in the
+    run, leaving out ``excluded``, with their categories and scores."""
+    popular = columns(PopularProduct, "pp")
+    product, category = columns(Product, "p"), columns(Category, "pc")
+    # The exclusions are few (a customer's purchases and dismissals): filtered here rather
+    # than sent as a list, reading a few more rows than asked for.
+    rows = fetch_all(
+        f"SELECT {popular.column('score')}, {product.sql}, {category.sql} FROM {popular.table} "
+        f"JOIN {product.table} ON {product.column('id')} = {popular.column('product_id')} "
+        f"LEFT JOIN {category.table} ON {category.column('id')} = {product.column('category_id')} "
+        f"WHERE {popular.column('run_id')} = %s AND {popular.column('segment')} = %s "
+        f"AND {product.column('is_active')} = %s ORDER BY {popular.column('rank')} LIMIT %s",
+        [run.pk, segment, True, n + len(excluded)],
+    )
+    found: list[tuple[Product, float]] = []
+    for row in rows:
+        item = product.instance(row, 1)
+        assert item is not None
+        if item.pk in excluded:
+            continue
+        link(item, "category", category.instance(row, 1 + len(product)))
+        found.append((item, row[0]))
+        if len(found) >= n:
+            break
+    return found
 
 
 def non_personal(run: TrainingRun, n: int) -> list[RecommendedProduct]:
@@ -287,12 +424,12 @@ def non_personal(run: TrainingRun, n: int) -> list[RecommendedProduct]:
 def similar_products(product: Product, n: int = 10) -> list[RelatedProduct]:
     """The ``n`` active products most similar to ``product`` in the latest run (customers who
     bought or viewed one also did the other), best first; empty before the first run."""
-    run = latest_training_run()
+    run = _serving_run()
     if run is None:
         return []
     rows = (
         SimilarProduct.objects.filter(run=run, product=product, similar_product__is_active=True)
-        .select_related("similar_product")
+        .select_related("similar_product__category")
         .order_by("rank")[: max(1, min(n, MAX_LIST_LENGTH))]
     )
     return [
@@ -309,12 +446,12 @@ def similar_products(product: Product, n: int = 10) -> list[RelatedProduct]:
 def bought_together(product: Product, n: int = 10) -> list[RelatedProduct]:
     """The active products most often bought in the same order as ``product``: the latest
     run's rules ``product -> other`` by lift, then confidence."""
-    run = latest_training_run()
+    run = _serving_run()
     if run is None:
         return []
     rows = (
         BasketRule.objects.filter(run=run, antecedent=product, consequent__is_active=True)
-        .select_related("consequent")
+        .select_related("consequent__category")
         .order_by("-lift", "-confidence", "consequent_id")[: max(1, min(n, MAX_LIST_LENGTH))]
     )
     return [
