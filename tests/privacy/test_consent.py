@@ -289,7 +289,7 @@ def test_each_decision_is_audited_with_who_recorded_it(customers: list[Customer]
         actor=AuditActor(user_id=mei.pk, label="mei", address="10.0.0.8"),
     )
     # then
-    event = AuditEvent.objects.get()
+    event = AuditEvent.objects.get(action="consent_change")
     consent = ConsentEvent.objects.get()
     assert (event.action, event.actor_label, event.actor_address) == (
         "consent_change",

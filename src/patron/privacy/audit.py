@@ -23,7 +23,7 @@ from typing import Any
 from django.contrib.auth.models import Group, User
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models import QuerySet
-from django.db.models.signals import m2m_changed
+from django.db.models.signals import m2m_changed, post_save, pre_save
 from django.http import HttpRequest, HttpResponse
 
 from patron.customers.models import Customer
@@ -313,15 +313,71 @@ def _on_permissions_changed(
     )
 
 
+#: Flags of a user that grant or take away rights: changing one is a permission change.
+USER_PRIVILEGE_FLAGS = ("is_superuser", "is_staff", "is_active")
+
+
+def _remember_user_flags(
+    sender: Any, instance: User, update_fields: Any = None, **kwargs: Any
+) -> None:
+    if instance.pk is None or (
+        update_fields is not None and not set(update_fields) & set(USER_PRIVILEGE_FLAGS)
+    ):
+        # A new user, or a save that cannot touch the flags (the last login on every login).
+        instance._audit_flags_before = None  # type: ignore[attr-defined]
+        return
+    instance._audit_flags_before = (  # type: ignore[attr-defined]
+        User.objects.filter(pk=instance.pk).values(*USER_PRIVILEGE_FLAGS).first()
+    )
+
+
+def _on_user_saved(sender: Any, instance: User, created: bool, **kwargs: Any) -> None:
+    before = getattr(instance, "_audit_flags_before", None)
+    instance._audit_flags_before = None  # type: ignore[attr-defined]
+    if created:
+        flags = {flag: getattr(instance, flag) for flag in USER_PRIVILEGE_FLAGS[:2]}
+        if any(flags.values()):
+            record(
+                AuditActionChoices.PERMISSION_CHANGE,
+                details={
+                    "user_id": instance.pk,
+                    "username": instance.get_username(),
+                    "change": "created",
+                    **flags,
+                },
+            )
+        return
+    if not before:
+        return
+    changed = {
+        flag: [before[flag], getattr(instance, flag)]
+        for flag in USER_PRIVILEGE_FLAGS
+        if before[flag] != getattr(instance, flag)
+    }
+    if changed:
+        record(
+            AuditActionChoices.PERMISSION_CHANGE,
+            details={
+                "user_id": instance.pk,
+                "username": instance.get_username(),
+                "change": "flags",
+                "flags": changed,
+            },
+        )
+
+
 def connect_signals() -> None:
-    """Record logins, logouts, failed logins and role and permission changes (idempotent:
-    each receiver is connected once, by its uid)."""
+    """Record logins, logouts, failed logins and role and permission changes (groups,
+    permissions, and the superuser, staff and active flags of a user; idempotent: each
+    receiver is connected once, by its uid)."""
     user_logged_in.connect(_on_logged_in, dispatch_uid="privacy_audit_login")
     user_logged_out.connect(_on_logged_out, dispatch_uid="privacy_audit_logout")
     user_login_failed.connect(_on_login_failed, dispatch_uid="privacy_audit_login_failed")
     m2m_changed.connect(
         _on_user_groups_changed, sender=User.groups.through, dispatch_uid="privacy_audit_groups"
     )
+    pre_save.connect(_remember_user_flags, sender=User, dispatch_uid="privacy_audit_user_flags")
+    post_save.connect(_on_user_saved, sender=User, dispatch_uid="privacy_audit_user_saved")
     m2m_changed.connect(
         _on_permissions_changed,
         sender=User.user_permissions.through,
