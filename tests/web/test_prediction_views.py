@@ -28,6 +28,7 @@ from patron.analytics.prediction_settings import PredictionSettings
 from patron.analytics.services import run_analysis
 from patron.demo.generator import DemoWorld
 from patron.ingest.services import ImportOptions, RecordKind, import_frames
+from patron.privacy.pii.crypto import decrypt_text
 from patron.web.formatting import format_money
 from patron.web.prediction_views import parameter_rows
 
@@ -122,9 +123,10 @@ def read_rows(run: AnalysisRun) -> list[Row]:
         rows.append(
             Row(
                 external_id=external_id,
-                name=name,
-                email=email,
-                phone=phone,
+                # personal data is stored encrypted (patron.privacy.pii)
+                name=decrypt_text(name) if name else name,
+                email=decrypt_text(email) if email else email,
+                phone=decrypt_text(phone) if phone else phone,
                 clv=None if clv is None else Decimal(str(clv)),
                 churn_probability=probability,
                 p_alive=p_alive,
