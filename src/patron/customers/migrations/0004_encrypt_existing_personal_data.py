@@ -4,9 +4,9 @@ Name, e-mail, phone, birthday and the merge snapshots are encrypted under the ne
 PATRON_PII_KEYS, their blind indexes filled in; e-mail and phone identities keep their
 normalised value encrypted in ``secret`` and its blind index in ``value``; merge reasons that
 quoted an e-mail or phone quote its masked form. Values already encrypted are left alone, so
-the migration can be re-run after an interruption. Irreversible: decrypting back to plain text
-is not offered. On SQLite run ``VACUUM`` afterwards so that the freed pages holding the old
-plain text are overwritten (docs/privacy.md).
+the migration can be re-run after an interruption. Migrating back (a downgrade) decrypts the
+values to plain text again with the configured keys. On SQLite run ``VACUUM`` afterwards so
+that the freed pages holding the old plain text are overwritten (docs/privacy.md).
 """
 
 from django.db import migrations
@@ -91,10 +91,42 @@ def _encrypt_existing(apps, schema_editor):
             )
 
 
+def _decrypt_to_plain(apps, schema_editor):
+    from patron.privacy.pii.crypto import decrypt_text, is_encrypted
+
+    connection = schema_editor.connection
+    quote = connection.ops.quote_name
+
+    def plain(value):
+        return decrypt_text(value) if value and is_encrypted(str(value)) else value
+
+    customer = quote("customers_customer")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, name, email, phone, birthday FROM {customer}")
+        rows = cursor.fetchall()
+        cursor.executemany(
+            f"UPDATE {customer} SET name = %s, email = %s, phone = %s, birthday = %s WHERE id = %s",
+            [[plain(name), plain(email), plain(phone), plain(birthday), pk]
+             for pk, name, email, phone, birthday in rows],
+        )
+        identity = quote("customers_customeridentity")
+        cursor.execute(f"SELECT id, secret FROM {identity} WHERE secret != ''")
+        cursor.executemany(
+            f"UPDATE {identity} SET value = %s, secret = '' WHERE id = %s",
+            [[plain(secret), pk] for pk, secret in cursor.fetchall()],
+        )
+        merge = quote("customers_customermerge")
+        cursor.execute(f"SELECT id, snapshot FROM {merge}")
+        cursor.executemany(
+            f"UPDATE {merge} SET snapshot = %s WHERE id = %s",
+            [[plain(snapshot), pk] for pk, snapshot in cursor.fetchall()],
+        )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
         ("customers", "0003_encrypt_personal_data"),
     ]
 
-    operations = [migrations.RunPython(_encrypt_existing, elidable=False)]
+    operations = [migrations.RunPython(_encrypt_existing, _decrypt_to_plain, elidable=False)]
