@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 
 import pytest
 from django.core.exceptions import FieldError
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db import connection
 from pytest_django.fixtures import Settings
 
@@ -273,3 +276,11 @@ def test_search_matches_whole_names_phones_and_emails_only(one_key: object) -> N
 )
 def test_masking_examples(function: object, value: object, masked: str) -> None:
     assert function(value) == masked  # type: ignore[operator]
+
+
+def test_a_malformed_key_list_fails_the_system_check(settings: Settings) -> None:
+    settings.PATRON_PII_KEYS = "k1:tooshort"
+    with pytest.raises(SystemCheckError, match=r"patron.E001.*PATRON_PII_KEYS entry 1"):
+        call_command("check")
+    settings.PATRON_PII_KEYS = KEY_ONE
+    call_command("check", stdout=io.StringIO())
