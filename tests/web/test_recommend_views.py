@@ -139,9 +139,9 @@ def test_customer_page_queries_with_a_precomputed_list(
     # given
     train_recommendations(triggered_by="test")
     # when / then: the page's thirteen (with the consent panel's two); for the list: the run,
-    # the customer's personalisation consent, the customer's purchases, the dismissed
-    # products, the stored list with its products and categories; the list is short (two
-    # products), so it is completed: the history's lines and events, their stored
-    # neighbours, the customer's segment, the popular products
-    with django_assert_num_queries(23):
+    # the customer's personalisation consent, the stored list with its products, categories
+    # and the serving rules; the list is short (two products), so it is completed: the
+    # excluded products (purchases and dismissals in one), the history's lines and events,
+    # their stored neighbours, the customer's segment, the popular products
+    with django_assert_num_queries(22):
         assert staff_client.get("/customers/C-a/").status_code == 200

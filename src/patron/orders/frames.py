@@ -16,6 +16,7 @@ from django.db import connection
 from django.db.models import Max
 
 from patron.core.bulk import is_postgres
+from patron.core.sql import columns, fetch_all
 from patron.orders.choices import EventTypeChoices, OrderStatusChoices
 from patron.orders.models import Event, Order, OrderLine
 
@@ -129,26 +130,27 @@ def latest_activity_at() -> dt.datetime | None:
 def interacted_product_ids(customer_id: int, limit: int = 50) -> list[tuple[int, str]]:
     """The customer's latest distinct products bought, put in the cart or viewed, newest
     first, as ``(product_id, kind)`` with kind ``purchase``, ``add_to_cart`` or ``view``."""
+    # Two statements of SQL (patron.core.sql): recommendations computed at serving time
+    # start here.
     seen: dict[int, str] = {}
-    lines = (
-        OrderLine.objects.filter(
-            order__customer_id=customer_id,
-            order__status__in=PURCHASED_STATUSES,
-            product__isnull=False,
-        )
-        .order_by("-order__ordered_at")
-        .values_list("product_id", flat=True)[: limit * 2]
+    line, order, event = columns(OrderLine, "ol"), columns(Order, "o"), columns(Event, "e")
+    statuses = ", ".join(["%s"] * len(PURCHASED_STATUSES))
+    lines = fetch_all(
+        f"SELECT {line.column('product_id')} FROM {order.table} "
+        f"JOIN {line.table} ON {line.column('order_id')} = {order.column('id')} "
+        f"WHERE {order.column('customer_id')} = %s AND {order.column('status')} IN ({statuses}) "
+        f"AND {line.column('product_id')} IS NOT NULL "
+        f"ORDER BY {order.column('ordered_at')} DESC LIMIT %s",
+        [customer_id, *PURCHASED_STATUSES, limit * 2],
     )
-    for product_id in lines:
+    for (product_id,) in lines:
         seen.setdefault(product_id, EventTypeChoices.PURCHASE)
-    events = (
-        Event.objects.filter(
-            customer_id=customer_id,
-            product__isnull=False,
-            event_type__in=(EventTypeChoices.ADD_TO_CART, EventTypeChoices.VIEW),
-        )
-        .order_by("-occurred_at")
-        .values_list("product_id", "event_type")[: limit * 2]
+    events = fetch_all(
+        f"SELECT {event.column('product_id')}, {event.column('event_type')} FROM {event.table} "
+        f"WHERE {event.column('customer_id')} = %s AND {event.column('product_id')} IS NOT NULL "
+        f"AND {event.column('event_type')} IN (%s, %s) "
+        f"ORDER BY {event.column('occurred_at')} DESC LIMIT %s",
+        [customer_id, EventTypeChoices.ADD_TO_CART, EventTypeChoices.VIEW, limit * 2],
     )
     for product_id, kind in events:
         seen.setdefault(product_id, kind)

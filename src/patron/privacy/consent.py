@@ -24,6 +24,7 @@ from django.db.models import BooleanField, Exists, OuterRef, QuerySet, Subquery,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from patron.core.sql import columns, fetch_one
 from patron.customers.models import Customer
 from patron.privacy.audit import AuditActor, current_actor, record
 from patron.privacy.choices import (
@@ -183,13 +184,15 @@ def may(
     key = check_key(purpose, channel)
     customer_id = _customer_id(customer)
     if at is None:
-        state = (
-            ConsentState.objects.filter(
-                customer_id=customer_id, purpose=key.purpose, channel=key.channel
-            )
-            .values_list("is_granted", flat=True)
-            .first()
+        # One statement of SQL (patron.core.sql): recommendations ask this on every request.
+        current = columns(ConsentState, "s", only=("is_granted",))
+        row = fetch_one(
+            f"SELECT {current.column('is_granted')} FROM {current.table} "
+            f"WHERE {current.column('customer_id')} = %s AND {current.column('purpose')} = %s "
+            f"AND {current.column('channel')} = %s",
+            [customer_id, key.purpose, key.channel],
         )
+        state = None if row is None else current.value("is_granted", row[0])
     else:
         if timezone.is_naive(at):
             raise ConsentError("at", "needs a time zone (2025-06-01T08:00Z)")

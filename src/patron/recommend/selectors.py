@@ -291,9 +291,7 @@ def _computed(
     kinds = dict(history)
     scores: dict[int, float] = {}
     best_source: dict[int, tuple[float, int]] = {}
-    neighbours = SimilarProduct.objects.filter(
-        run=run, product_id__in=list(kinds), similar_product__is_active=True
-    ).values_list("product_id", "similar_product_id", "score")
+    neighbours = _similarities(run, list(kinds))
     for source, product, similarity in neighbours:
         if product in excluded:
             continue
@@ -303,9 +301,7 @@ def _computed(
             best_source[product] = (contribution, source)
     candidates = sorted(scores, key=lambda product: (-scores[product], product))
     chosen = _diversify(run, candidates[: max(4 * n, 50)], scores, n)
-    products = Product.objects.select_related("category").in_bulk(
-        [*chosen, *(best_source[p][1] for p in chosen)]
-    )
+    products = _products_with_categories([*chosen, *(best_source[p][1] for p in chosen)])
     items = []
     for product in chosen:
         source = best_source[product][1]
@@ -327,6 +323,48 @@ def _computed(
     return items
 
 
+def _similarities(
+    run: TrainingRun, products: list[int], *, among: bool = False
+) -> list[tuple[int, int, float]]:
+    """The run's stored ``(product, similar active product, score)`` of ``products``; with
+    ``among``, only the pairs within ``products``. One statement of SQL."""
+    if not products:
+        return []
+    similar, product = columns(SimilarProduct, "s"), columns(Product, "p", only=("is_active",))
+    ids = ", ".join(["%s"] * len(products))
+    among_filter = f"AND {similar.column('similar_product_id')} IN ({ids}) " if among else ""
+    rows = fetch_all(
+        f"SELECT {similar.column('product_id')}, {similar.column('similar_product_id')}, "
+        f"{similar.column('score')} FROM {similar.table} "
+        f"JOIN {product.table} ON {product.column('id')} = {similar.column('similar_product_id')} "
+        f"WHERE {similar.column('run_id')} = %s AND {similar.column('product_id')} IN ({ids}) "
+        f"{among_filter}AND {product.column('is_active')} = %s",
+        [run.pk, *products, *(products if among else []), True],
+    )
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def _products_with_categories(product_ids: list[int]) -> dict[int, Product]:
+    """The products by primary key, each with its category. One statement of SQL."""
+    if not product_ids:
+        return {}
+    product, category = columns(Product, "p"), columns(Category, "pc")
+    unique = sorted(set(product_ids))
+    rows = fetch_all(
+        f"SELECT {product.sql}, {category.sql} FROM {product.table} "
+        f"LEFT JOIN {category.table} ON {category.column('id')} = {product.column('category_id')} "
+        f"WHERE {product.column('id')} IN ({', '.join(['%s'] * len(unique))})",
+        unique,
+    )
+    found: dict[int, Product] = {}
+    for row in rows:
+        item = product.instance(row)
+        assert item is not None
+        link(item, "category", category.instance(row, len(product)))
+        found[item.pk] = item
+    return found
+
+
 def _diversify(
     run: TrainingRun, candidates: list[int], scores: dict[int, float], n: int
 ) -> list[int]:
@@ -337,9 +375,7 @@ def _diversify(
         return candidates[:n]
     position = {product: index for index, product in enumerate(candidates)}
     similarity = np.eye(len(candidates))
-    pairs = SimilarProduct.objects.filter(
-        run=run, product_id__in=candidates, similar_product_id__in=candidates
-    ).values_list("product_id", "similar_product_id", "score")
+    pairs = _similarities(run, candidates, among=True)
     for product, other, score in pairs:
         similarity[position[product], position[other]] = score
         similarity[position[other], position[product]] = max(
