@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -222,3 +223,17 @@ def test_an_unknown_scope_is_refused_by_name(api_user: User) -> None:
 def test_an_empty_scope_set_is_refused(api_user: User) -> None:
     with pytest.raises(ValueError, match="at least one scope"):
         create_token(api_user, scopes=[])
+
+
+def test_a_recently_used_token_costs_one_query_scopes_included(
+    api_user: User, django_assert_num_queries: Any
+) -> None:
+    # given: a token used a moment ago (its last use is recorded)
+    _, plaintext = create_token(api_user, scopes=["read"])
+    authenticate_token(plaintext)
+    # when / then: the token, its user and its scopes come in one SELECT; no UPDATE is due
+    with django_assert_num_queries(1):
+        found = authenticate_token(plaintext)
+        assert found is not None
+        assert found.user.is_active
+        assert found.has_scope(ScopeChoices.READ)
