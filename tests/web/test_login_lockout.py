@@ -154,6 +154,7 @@ def test_the_lockout_message_is_translated(staff_user: User) -> None:
 def test_the_admin_login_is_locked_out_too(staff_user: User) -> None:
     for _ in range(5):
         Client().post("/admin/login/", {"username": "mei", "password": "wrong"})
-    client = Client()
-    client.post("/admin/login/", {"username": "mei", "password": STAFF_PASSWORD})
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    response = client.post("/admin/login/", {"username": "mei", "password": STAFF_PASSWORD})
     assert "_auth_user_id" not in client.session
+    assert "Too many failed logins for this username" in response.content.decode()
