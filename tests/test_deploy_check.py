@@ -43,9 +43,22 @@ def production(**overrides: str) -> dict[str, str]:
 
 
 def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:
-    result = deploy_check(tmp_path, **production())
+    result = deploy_check(tmp_path, **production(PATRON_REDIS_URL="redis://127.0.0.1:6379/15"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_without_redis_it_passes_and_notes_the_per_process_counts(tmp_path: Path) -> None:
+    result = deploy_check(tmp_path, **production())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "patron.api.I001" in result.stdout + result.stderr
+
+
+def test_a_short_token_key_fails_it(tmp_path: Path) -> None:
+    result = deploy_check(tmp_path, **production(PATRON_TOKEN_KEY="too-short"))
+    assert result.returncode != 0
+    assert "patron.api.W001" in result.stderr
+    assert "PATRON_TOKEN_KEY is 9 characters long" in result.stderr
 
 
 def test_a_weak_secret_key_fails_it(tmp_path: Path) -> None:
