@@ -8,7 +8,7 @@ import io
 
 import pytest
 from django.core.exceptions import FieldError
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.core.management.base import SystemCheckError
 from django.db import connection
 from pytest_django.fixtures import Settings
@@ -284,3 +284,31 @@ def test_a_malformed_key_list_fails_the_system_check(settings: Settings) -> None
         call_command("check")
     settings.PATRON_PII_KEYS = KEY_ONE
     call_command("check", stdout=io.StringIO())
+
+
+def test_new_key_prints_an_entry_with_the_next_id(one_key: Settings) -> None:
+    output = io.StringIO()
+    call_command("privacy", "new-key", stdout=output)
+    entry = output.getvalue().strip()
+    assert entry.startswith("k2:")
+    assert parse_key_ring(entry).key_ids == ("k2",)
+
+
+@pytest.mark.django_db
+def test_check_keys_counts_what_rotation_has_left_to_do(one_key: Settings) -> None:
+    # given a customer written under k1, then k2 put first
+    Customer.objects.create(external_id="C-1", name="张伟")
+    one_key.PATRON_PII_KEYS = f"{KEY_TWO},{KEY_ONE}"
+
+    # when the keys are checked, then its name and name index are named as left to do
+    with pytest.raises(CommandError, match=r"^2 values are not under key k2 yet: run"):
+        call_command("privacy", "check-keys", stdout=io.StringIO())
+
+    # and after a rotation nothing is
+    call_command("privacy", "rotate-keys", stdout=io.StringIO())
+    output = io.StringIO()
+    call_command("privacy", "check-keys", stdout=output)
+    assert output.getvalue().splitlines()[-1] == "every value is under key k2"
+    one_key.PATRON_PII_KEYS = KEY_TWO
+    assert Customer.objects.get().name == "张伟"
+    assert list(search_customers("张伟")) == [Customer.objects.get()]
