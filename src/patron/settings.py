@@ -16,6 +16,8 @@
 ``PATRON_RECOMMEND_REPEAT_CATEGORIES`` category paths recommended again after a purchase
 ``PATRON_RECOMMEND_DIVERSITY`` MMR diversity weight of served lists (default 0.2)
 ``PATRON_CONSENT_DEFAULTS`` consent of undecided customers per purpose (docs/privacy.md)
+``PATRON_DSR_DEADLINE_DAYS`` days to answer a data subject request (default 15)
+``PATRON_RETENTION_DAYS`` anonymise customers inactive this many days (default: never)
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ def _database_config() -> dict[str, object]:
     else:
         # Test databases get a per-process name so parallel runs on one server never collide.
         config["TEST"] = {"NAME": f"test_patron_{os.getpid()}"}
+        if os.environ.get("PATRON_EXPERIMENT_SSB"):
+            config["OPTIONS"] = {"server_side_binding": True}
     return config
 
 
@@ -314,6 +318,14 @@ RECOMMEND_DIVERSITY = float(os.environ.get("PATRON_RECOMMEND_DIVERSITY", "0.2"))
 #: default. PATRON_CONSENT_DEFAULTS="personalisation=withdrawn" asks for explicit consent.
 CONSENT_DEFAULTS = os.environ.get(
     "PATRON_CONSENT_DEFAULTS", "personalisation=granted,analytics=granted"
+)
+#: Days to answer a data subject request (access, export, correction, erasure): PIPL practice
+#: is 15 days, GDPR allows one month (docs/privacy.md).
+DSR_DEADLINE_DAYS = _env_int("PATRON_DSR_DEADLINE_DAYS", 15)
+#: Customers inactive for longer than this many days are anonymised by
+#: `patron privacy retention` (unset: never).
+RETENTION_DAYS = (
+    _env_int("PATRON_RETENTION_DAYS", 0) if os.environ.get("PATRON_RETENTION_DAYS") else None
 )
 
 LOGGING = {

@@ -52,3 +52,25 @@ class AuditActionChoices(models.TextChoices):
     CONSENT_CHANGE = "consent_change", _("Consent change")
     TOKEN_CHANGE = "token_change", _("API token change")
     KEY_ROTATION = "key_rotation", _("Key rotation")
+
+
+class PrivacyRequestKindChoices(models.TextChoices):
+    """What a data subject asked for."""
+
+    ACCESS = "access", _("Access")
+    EXPORT = "export", _("Export (portability)")
+    CORRECTION = "correction", _("Correction")
+    ERASURE = "erasure", _("Erasure")
+
+
+class PrivacyRequestStatusChoices(models.TextChoices):
+    """Where a data subject request stands."""
+
+    RECEIVED = "received", _("Received")
+    IN_PROGRESS = "in_progress", _("In progress")
+    DONE = "done", _("Done")
+    REFUSED = "refused", _("Refused")
+
+
+#: Statuses of a request that has been answered.
+CLOSED_REQUEST_STATUSES = (PrivacyRequestStatusChoices.DONE, PrivacyRequestStatusChoices.REFUSED)

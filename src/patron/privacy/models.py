@@ -16,6 +16,8 @@ from patron.privacy.choices import (
     ConsentChannelChoices,
     ConsentPurposeChoices,
     ConsentSourceChoices,
+    PrivacyRequestKindChoices,
+    PrivacyRequestStatusChoices,
 )
 
 #: Marketing needs a channel; the other purposes have none (the empty channel).
@@ -184,3 +186,71 @@ class AuditEvent(models.Model):
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Refused: the audit log is append-only."""
         raise AppendOnlyError("the audit log is append-only: audit events cannot be deleted")
+
+
+class PrivacyRequest(models.Model):
+    """A data subject request (access, export, correction, erasure) and how it was answered.
+
+    ``due_at`` is ``received_at`` plus ``PATRON_DSR_DEADLINE_DAYS`` (15 days by default, PIPL
+    practice; GDPR allows one month). ``notes`` is for the operator's reason and must hold no
+    personal data (:mod:`patron.privacy.requests` refuses the customer's own values). The
+    customer row is kept by an erasure, so the request stays linked to its pseudonymous record.
+    """
+
+    kind = models.CharField(_("kind"), max_length=16, choices=PrivacyRequestKindChoices.choices)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="privacy_requests"
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=PrivacyRequestStatusChoices.choices,
+        default=PrivacyRequestStatusChoices.RECEIVED,
+    )
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    due_at = models.DateTimeField(_("due at"))
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    actor_user_id = models.BigIntegerField(_("actor's user id"), null=True, blank=True)
+    actor_label = models.CharField(_("actor"), max_length=200, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+
+    class Meta:
+        verbose_name = _("privacy request")
+        verbose_name_plural = _("privacy requests")
+        ordering = ["due_at", "id"]
+        indexes = [models.Index(fields=["status", "due_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["done", "refused"], completed_at__isnull=False)
+                | (~Q(status__in=["done", "refused"]) & Q(completed_at__isnull=True)),
+                name="privacy_request_completed_when_closed",
+            ),
+            models.CheckConstraint(
+                condition=Q(due_at__gte=models.F("received_at")),
+                name="privacy_request_due_after_received",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"
+
+
+class ErasedIdentifier(models.Model):
+    """A keyed hash (blind index, purpose ``external_id``) of a shop's customer id that was
+    erased, pointing to the pseudonymous customer record it became.
+
+    The shop's id itself is gone from Patron; the hash lets a later request or import of
+    the same id be recognised as erased (an erasure repeated by the old id is answered, not
+    applied again) without keeping the id readable.
+    """
+
+    index = models.CharField(_("keyed hash of the external id"), max_length=64, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    erased_at = models.DateTimeField(_("erased at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("erased identifier")
+        verbose_name_plural = _("erased identifiers")
+
+    def __str__(self) -> str:
+        return f"{self.index[:12]}… -> {self.customer_id}"

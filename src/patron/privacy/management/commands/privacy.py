@@ -1,4 +1,6 @@
-"""``patron privacy rotate-keys|new-key|check-keys``: personal-data key management."""
+"""``patron privacy rotate-keys|new-key|check-keys``: personal-data key management;
+``patron privacy export|erase|requests|retention``: data subject requests
+(:mod:`patron.privacy.dsr_commands`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from patron.privacy.dsr_commands import DSR_JOBS, add_dsr_arguments, run_dsr_job
 from patron.privacy.pii.crypto import PiiDecryptionError
 from patron.privacy.pii.keys import PiiKeyError, key_ring, new_key_entry
 from patron.privacy.pii.rotation import (
@@ -23,11 +26,12 @@ class Command(BaseCommand):
         "in PATRON_PII_KEYS. rotate-keys: re-encrypt every encrypted value and recompute every "
         "blind index under the newest key, in batches (idempotent: a second run changes "
         "nothing); afterwards the older keys may be removed. check-keys: count the values "
-        "still under an older key."
+        "still under an older key. export, erase, requests, retention: data subject requests "
+        "(docs/privacy.md)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("job", choices=["rotate-keys", "new-key", "check-keys"])
+        parser.add_argument("job", choices=["rotate-keys", "new-key", "check-keys", *DSR_JOBS])
         parser.add_argument(
             "--key-id", default="", help="new-key: the id of the new key (default: k<N+1>)"
         )
@@ -37,8 +41,12 @@ class Command(BaseCommand):
             default=DEFAULT_BATCH_SIZE,
             help=f"rotate-keys: rows per transaction (default {DEFAULT_BATCH_SIZE})",
         )
+        add_dsr_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["job"] in DSR_JOBS:
+            run_dsr_job(self, options)
+            return
         try:
             ring = key_ring()
             if options["job"] == "new-key":
