@@ -108,8 +108,6 @@ def _database_config() -> dict[str, object]:
     else:
         # Test databases get a per-process name so parallel runs on one server never collide.
         config["TEST"] = {"NAME": f"test_patron_{os.getpid()}"}
-        if os.environ.get("PATRON_EXPERIMENT_SSB"):
-            config["OPTIONS"] = {"server_side_binding": True}
     return config
 
 
