@@ -305,12 +305,12 @@ def _clean_correction(changes: Mapping[str, Any]) -> dict[str, Any]:
 
 def correct_customer(
     customer: Customer, changes: Mapping[str, Any], *, actor: AuditActor | None = None
-) -> tuple[Customer, PrivacyRequest]:
+) -> tuple[Customer, PrivacyRequest, list[str]]:
     """Correct profile fields of ``customer`` (validated; e-mail and phone normalised and
     their identities replaced), recorded as a correction request (done) and a ``correction``
     audit event naming the fields changed, never their values. An e-mail or phone that names
     another customer is refused (:class:`CorrectionConflictError`): merging is not a
-    correction."""
+    correction. Returns the customer, the request and the names of the fields changed."""
     if is_pseudonym(customer.external_id):
         raise PrivacyRequestError("customer", "an erased customer cannot be corrected")
     cleaned = _clean_correction(changes)
@@ -351,7 +351,7 @@ def correct_customer(
             customer=customer,
             details={"request_id": privacy_request.pk, "fields": changed},
         )
-    return customer, privacy_request
+    return customer, privacy_request, changed
 
 
 def inactive_customers(

@@ -3,18 +3,22 @@ with its history, and recording grants and withdrawals (mounted at the API's roo
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 from pydantic import AwareDatetime
 
 from patron.api.auth import requires_scope
 from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
+from patron.api.idempotency import require_idempotency_key
 from patron.api.schemas import ShopDateTime
 from patron.api.shortcuts import invalid_request
+from patron.core.roles import StaffRoleChoices, has_any_role
 from patron.customers.models import Customer
 from patron.customers.selectors import get_customer
 from patron.privacy.audit import request_actor
@@ -24,7 +28,17 @@ from patron.privacy.consent import (
     current_consents,
     record_consent,
 )
-from patron.privacy.models import ConsentEvent
+from patron.privacy.models import ConsentEvent, PrivacyRequest
+from patron.privacy.requests import (
+    CorrectionConflictError,
+    PrivacyRequestError,
+    UnknownCustomerError,
+    correct_customer,
+    erase_customer,
+    export_for_subject,
+    find_subject,
+    open_requests,
+)
 
 router = Router(tags=["privacy"])
 
@@ -221,3 +235,178 @@ def record_consents(
             recorded.append({**_event_out(event), "created": created})
     status = 201 if any(item["created"] for item in recorded) else 200
     return Status(status, {**_consents_out(customer), "recorded": recorded})
+
+
+# --- Data subject requests: export, erasure, correction, open requests (admin) -------------
+
+
+def _require_admin(request: HttpRequest, action: str) -> None:
+    """Refuse (403 ``forbidden``) a caller who is not an administrator."""
+    user = getattr(request, "auth", None) or request.user
+    if not has_any_role(user, [StaffRoleChoices.ADMIN]):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"Only administrators {action}: use a token of a user in the admin group.",
+        )
+
+
+def _subject_or_404(external_id: str) -> Customer:
+    try:
+        return find_subject(external_id)
+    except UnknownCustomerError as error:
+        raise ApiError(
+            404, "customer_not_found", f"No customer with external id {external_id!r}."
+        ) from error
+
+
+class PrivacyRequestOut(Schema):
+    """A data subject request and its deadline."""
+
+    id: int
+    kind: str = Field(examples=["erasure"])
+    status: str = Field(examples=["done"])
+    customer_id: str = Field(description="The customer's external id (a pseudonym once erased)")
+    received_at: ShopDateTime
+    due_at: ShopDateTime = Field(description="received_at + PATRON_DSR_DEADLINE_DAYS")
+    completed_at: ShopDateTime | None
+    overdue: bool
+
+
+class ErasureIn(Schema):
+    """Why the customer is erased (recorded with the request; no personal data)."""
+
+    reason: str = Field(min_length=1, max_length=2000, examples=["customer asked by e-mail"])
+
+
+class ErasureOut(PrivacyRequestOut):
+    """The erasure request; ``created`` false when the customer had been erased before."""
+
+    created: bool
+    changed: dict[str, int] = Field(description="Rows changed per table (empty on a repeat)")
+
+
+class ProfileCorrectionIn(Schema):
+    """Profile fields to correct; a field left out is not changed, ``""`` clears it."""
+
+    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=254)
+    phone: str | None = Field(default=None, max_length=32)
+    address: str | None = Field(default=None, max_length=500)
+    birthday: date | None = None
+    gender: Literal["male", "female", "other", "unknown"] | None = None
+    province: str | None = Field(default=None, max_length=64)
+    city: str | None = Field(default=None, max_length=64)
+
+
+class CorrectionOut(PrivacyRequestOut):
+    """The correction request and the fields it changed."""
+
+    fields: list[str]
+
+
+def _request_out(privacy_request: PrivacyRequest) -> dict[str, Any]:
+    return {
+        "id": privacy_request.pk,
+        "kind": privacy_request.kind,
+        "status": privacy_request.status,
+        "customer_id": privacy_request.customer.external_id,
+        "received_at": privacy_request.received_at,
+        "due_at": privacy_request.due_at,
+        "completed_at": privacy_request.completed_at,
+        "overdue": privacy_request.completed_at is None and privacy_request.due_at < timezone.now(),
+    }
+
+
+@router.get(
+    "/customers/{external_id}/export",
+    response={**_ERRORS},
+    summary="Export a customer's data (zip)",
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": "customer.json and one CSV per table, in a zip",
+                "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
+)
+@requires_scope(ScopeChoices.ADMIN)
+def export_customer_data(request: HttpRequest, external_id: str) -> HttpResponse:
+    """Everything Patron holds on the customer (profile, identities, orders, refunds, events,
+    points ledger, tiers, coupons, referrals, recommendations, consents, scores, requests),
+    decrypted, as ``customer.json`` plus one CSV per table in a zip. Administrators only;
+    recorded as an export request (done) and in the audit log."""
+    _require_admin(request, "export a customer's data")
+    customer = _subject_or_404(external_id)
+    _, archive = export_for_subject(customer, actor=request_actor(request))
+    response = HttpResponse(archive, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="customer-{customer.pk}.zip"'
+    return response
+
+
+@router.post(
+    "/customers/{external_id}/erasure",
+    response={200: ErasureOut, 201: ErasureOut, **_ERRORS},
+    summary="Erase a customer's personal data",
+)
+@requires_scope(ScopeChoices.ADMIN)
+def erase_customer_data(
+    request: HttpRequest, external_id: str, body: ErasureIn
+) -> Status[dict[str, Any]]:
+    """Remove the customer's personal data for good: profile, identities, merge snapshots,
+    device ids and event properties are cleared and the shop's id is replaced by a pseudonym
+    (``erased-…``); orders, points and scores stay with the pseudonymous record. Needs an
+    ``Idempotency-Key``. Answers 201 when erased now, 200 when the customer (named by the
+    pseudonym or the old id) had been erased before. Administrators only."""
+    _require_admin(request, "erase a customer's data")
+    require_idempotency_key(request)
+    customer = _subject_or_404(external_id)
+    try:
+        outcome = erase_customer(customer, reason=body.reason, actor=request_actor(request))
+    except PrivacyRequestError as error:
+        raise invalid_request([(f"body.{error.field}", error.message)]) from error
+    out = {
+        **_request_out(outcome.request),
+        "created": outcome.created,
+        "changed": outcome.changed,
+    }
+    return Status(201 if outcome.created else 200, out)
+
+
+@router.patch(
+    "/customers/{external_id}/profile",
+    response={200: CorrectionOut, **_ERRORS, 409: ErrorOut},
+    summary="Correct a customer's profile",
+)
+@requires_scope(ScopeChoices.ADMIN)
+def correct_customer_profile(
+    request: HttpRequest, external_id: str, body: ProfileCorrectionIn
+) -> dict[str, Any]:
+    """Correct profile fields at the customer's request (validated: e-mail and phone are
+    normalised, a birthday is not in the future). Recorded as a correction request and in the
+    audit log (the fields changed, never their values). Administrators only."""
+    _require_admin(request, "correct a customer's profile")
+    customer = _subject_or_404(external_id)
+    changes = body.model_dump(exclude_unset=True)
+    try:
+        _, privacy_request, fields = correct_customer(
+            customer, changes, actor=request_actor(request)
+        )
+    except CorrectionConflictError as error:
+        raise ApiError(409, "identifier_taken", f"{error.field} {error.message}.") from error
+    except PrivacyRequestError as error:
+        raise invalid_request([(f"body.{error.field}", error.message)]) from error
+    return {**_request_out(privacy_request), "fields": fields}
+
+
+@router.get(
+    "/privacy/requests",
+    response={200: list[PrivacyRequestOut], **_ERRORS},
+    summary="Open data subject requests",
+)
+@requires_scope(ScopeChoices.ADMIN)
+def list_open_requests(request: HttpRequest) -> list[dict[str, Any]]:
+    """Requests not answered yet, the most overdue first. Administrators only."""
+    _require_admin(request, "see data subject requests")
+    return [_request_out(privacy_request) for privacy_request in open_requests()[:500]]
