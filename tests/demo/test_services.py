@@ -44,8 +44,8 @@ def _counts() -> dict[str, int]:
 def _profiles() -> list[tuple[object, ...]]:
     return list(
         Customer.objects.order_by("external_id").values_list(
-            "external_id", "name", "email", "phone", "birthday", "gender", "province", "city",
-            "signup_channel", "signed_up_at", "tags",
+            "external_id", "name", "email", "phone", "birthday", "address", "gender", "province",
+            "city", "signup_channel", "signed_up_at", "tags",
         )
     )  # fmt: skip
 
@@ -76,6 +76,15 @@ def test_the_demo_shop_lands_in_the_store(tmp_path: Path, small_world: DemoWorld
     assert world.duplicate_accounts == 3
     assert (report.customers, report.customer_accounts, report.orders) == (300, 303, orders)
     assert report.revenue == net_revenue(world.orders)
+    # And the addresses of the world are the customers' (stored encrypted, read back plain)
+    addresses = dict(world.customers.select("customer_id", "address").drop_nulls().rows())
+    assert addresses
+    assert {
+        external_id: address
+        for external_id, address in Customer.objects.exclude(address="").values_list(
+            "external_id", "address"
+        )
+    } == addresses
     # And anonymous events of devices that logged in later belong to their customer
     anonymous_in_world = world.events["customer_id"].null_count()
     assert 0 < _counts()["anonymous_events"] < anonymous_in_world

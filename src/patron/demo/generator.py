@@ -41,7 +41,7 @@ from patron.demo.process import (
 BoolArray = npt.NDArray[np.bool_]
 
 #: Random stream of each stage. Never renumber one: it would change every world drawn before.
-_STREAMS = {"people": 1, "catalog": 2, "purchases": 3, "orders": 4, "events": 5}
+_STREAMS = {"people": 1, "catalog": 2, "purchases": 3, "orders": 4, "events": 5, "addresses": 6}
 
 ORDER_STATUSES = ("placed", "paid", "shipped", "delivered", "cancelled", "returned")
 EVENT_TYPES = (
@@ -51,9 +51,12 @@ CHANNELS = ("web", "app", "mini_program", "marketplace", "store")
 GENDERS = ("female", "male", "other", "unknown")
 
 CUSTOMER_COLUMNS = (
-    "customer_id", "name", "email", "phone", "birthday", "gender", "province", "city",
-    "signup_channel", "signed_up_at", "tags",
+    "customer_id", "name", "email", "phone", "birthday", "address", "gender", "province",
+    "city", "signup_channel", "signed_up_at", "tags",
 )  # fmt: skip
+#: Parts of the demo's postal addresses (districts and streets common to most Chinese cities).
+ADDRESS_DISTRICTS = ("高新区", "经济开发区", "新区", "东城区", "西城区", "南湖区")
+ADDRESS_STREETS = ("人民路", "解放路", "中山路", "建设路", "和平路", "新华路", "文化路", "长江路")
 PRODUCT_COLUMNS = ("product_id", "name", "category", "brand", "price", "currency", "attributes")
 ORDER_COLUMNS = (
     "order_id", "customer_id", "ordered_at", "product_id", "product_name", "quantity",
@@ -633,6 +636,9 @@ def _customers_frame(
             "email": _strings(email),
             "phone": _strings(_format_phones(phone_digits, phone_format)),
             "birthday": pl.Series(birthday, nan_to_null=True).cast(pl.Int32).cast(pl.Date),
+            "address": _strings(
+                _draw_addresses(_rng(config, "addresses"), place_index, is_duplicate)
+            ),
             "gender": _strings(_pick(GENDERS, people.gender[person])),
             "province": _strings(provinces[place_index]),
             "city": _strings(cities[place_index]),
@@ -642,6 +648,27 @@ def _customers_frame(
         }
     )
     return frame.sort("customer_id")
+
+
+def _draw_addresses(
+    rng: np.random.Generator, place_index: IntArray, is_duplicate: BoolArray
+) -> npt.NDArray[np.object_]:
+    """A postal address in the account's city for about half of the first accounts
+    (``浙江省杭州市高新区文化路88号``; a municipality is not repeated: ``上海市新区人民路5号``);
+    none for second accounts and unknown places. Drawn from its own stream."""
+    count = place_index.shape[0]
+    district: list[int] = _choice(rng, [1.0] * len(ADDRESS_DISTRICTS), count).tolist()
+    street: list[int] = _choice(rng, [1.0] * len(ADDRESS_STREETS), count).tolist()
+    number: list[int] = (_choice(rng, [1.0] * 999, count) + 1).tolist()
+    given = rng.random(count) < 0.5
+    addresses = np.full(count, None, dtype=object)
+    for row in np.flatnonzero(given & ~is_duplicate & (place_index < len(vocabulary.PLACES))):
+        province, city, _ = vocabulary.PLACES[int(place_index[row])]
+        area = f"{city}市" if province == city else f"{province}省{city}市"
+        addresses[row] = (
+            f"{area}{ADDRESS_DISTRICTS[district[row]]}{ADDRESS_STREETS[street[row]]}{number[row]}号"
+        )
+    return addresses
 
 
 @dataclass(frozen=True)
