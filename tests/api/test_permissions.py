@@ -294,6 +294,10 @@ ENDPOINT_SCOPES: dict[tuple[str, str], str] = {
     ("get", "/api/v1/products/{product_id}/similar"): "read",
     ("get", "/api/v1/products/{product_id}/bought-together"): "read",
     ("post", "/api/v1/recommendations/feedback"): "ingest",
+    ("get", "/api/v1/customers/{external_id}/export"): "read",
+    ("post", "/api/v1/customers/{external_id}/erasure"): "admin",
+    ("patch", "/api/v1/customers/{external_id}/profile"): "admin",
+    ("get", "/api/v1/privacy/requests"): "read",
 }
 #: The path template of each URL the matrix calls.
 MATRIX_TEMPLATES: dict[str, str] = {
