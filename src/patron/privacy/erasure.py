@@ -91,7 +91,12 @@ def _delete_kept_answers(values: list[str]) -> int:
     # Looked up by name: the API (presentation) sits above privacy, which must not import it.
     kept_answers = apps.get_model("api", "IdempotentRequest")
     doomed: list[int] = []
-    rows = kept_answers.objects.values_list("pk", "path", "response_body")
+    # A record without an answer yet is the request being served (an erasure over the API):
+    # it must survive to answer a retry; its path names the shop's id, its body only the
+    # pseudonym.
+    rows = kept_answers.objects.filter(status__isnull=False).values_list(
+        "pk", "path", "response_body"
+    )
     for pk, path, body in rows.iterator(chunk_size=_SCAN_CHUNK):
         content = path.encode() + b"\n" + bytes(body or b"")
         if any(needle in content for needle in needles):
