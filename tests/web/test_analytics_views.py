@@ -469,6 +469,7 @@ def test_segment_list_and_customer_page_queries_do_not_grow_with_the_rows(
     # when / then: session, user, run, count, the page's rows with their customers
     with django_assert_num_queries(5):
         assert staff_client.get(link).status_code == 200
-    # and the customer page adds the customer's row in the latest run to its twelve
-    with django_assert_num_queries(13):
+    # and the customer page adds the customer's row in the latest run to its twelve, and the
+    # consent panel its current consents and their history
+    with django_assert_num_queries(15):
         assert staff_client.get(f"/customers/{external_id}/").status_code == 200
