@@ -29,6 +29,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from patron.api.errors import ApiError, error_response
 from patron.api.models import IdempotentRequest
+from patron.api.tokens import hash_token
 from patron.core.sql import insert, quote
 
 HEADER = "Idempotency-Key"
@@ -69,7 +70,8 @@ def _scope(request: HttpRequest) -> str | None:
     authorization = request.headers.get("Authorization", "")
     scheme, _, credential = authorization.partition(" ")
     if scheme.lower() == "bearer" and credential.strip():
-        return "token:" + hashlib.sha256(credential.strip().encode()).hexdigest()
+        # The token's keyed hash, as ApiToken stores it: no unkeyed hash of a token is kept.
+        return "token:" + hash_token(credential.strip())
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return f"user:{user.pk}"
