@@ -51,6 +51,10 @@ def test_openapi_schema_is_served_and_lists_the_endpoints(db: None) -> None:
         "/api/v1/products/{product_id}/bought-together",
         "/api/v1/recommendations/feedback",
         "/api/v1/customers/{external_id}/consents",
+        "/api/v1/customers/{external_id}/export",
+        "/api/v1/customers/{external_id}/erasure",
+        "/api/v1/customers/{external_id}/profile",
+        "/api/v1/privacy/requests",
     }
     assert set(schema["paths"]["/api/v1/customers"]) == {"get"}
     assert set(schema["paths"]["/api/v1/loyalty/tiers"]) == {"get", "post"}
