@@ -194,3 +194,17 @@ def test_open_requests_are_listed(
         "00042",
         False,
     )
+
+
+def test_erasure_refuses_a_reason_naming_the_customer(
+    client: Client, admin: dict[str, str], customer: Customer
+) -> None:
+    response = client.post(
+        "/api/v1/customers/00042/erasure",
+        data=json.dumps({"reason": "张伟 called"}),
+        content_type="application/json",
+        headers={**admin, "Idempotency-Key": "k-3"},
+    )
+    assert response.status_code == 422
+    assert "body.reason" in json.dumps(response.json())
+    assert Customer.objects.get(pk=customer.pk).name == "张伟"

@@ -365,7 +365,9 @@ def erase_customer_data(
     try:
         outcome = erase_customer(customer, reason=body.reason, actor=request_actor(request))
     except PrivacyRequestError as error:
-        raise invalid_request([(f"body.{error.field}", error.message)]) from error
+        # The reason is kept as the request's notes.
+        field_name = "reason" if error.field == "notes" else error.field
+        raise invalid_request([(f"body.{field_name}", error.message)]) from error
     out = {
         **_request_out(outcome.request),
         "created": outcome.created,
