@@ -22,7 +22,11 @@ from patron.privacy.choices import AuditActionChoices
 from patron.privacy.consent import record_consent
 from patron.privacy.export import SECTIONS, _plain, export_customer, read_export
 from patron.privacy.models import AuditEvent, PrivacyRequest
-from patron.privacy.registry import PERSONAL_FIELDS, unregistered_personal_looking_fields
+from patron.privacy.registry import (
+    PERSONAL_FIELDS,
+    PERSONAL_NAME_PATTERN,
+    unregistered_personal_looking_fields,
+)
 from patron.privacy.requests import export_for_subject
 
 UTC = dt.UTC
@@ -166,3 +170,18 @@ def test_export_command_names_an_unknown_customer(db: None, tmp_path: Path) -> N
         call_command("privacy", "export", "NOPE", "--output", str(tmp_path / "x.zip"))
     assert not (tmp_path / "x.zip").exists()
     assert not PrivacyRequest.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["shipping_address", "mobile", "wechat_openid", "birthday", "contact_email", "device_id"],
+)
+def test_a_new_personal_looking_field_would_be_caught(name: str) -> None:
+    # given: a field name a new model might use for personal data
+    # then: the registry's check treats it as personal until registered or explained
+    assert PERSONAL_NAME_PATTERN.search(name)
+
+
+@pytest.mark.parametrize("name", ["created_at", "total_amount", "status", "kind", "points"])
+def test_ordinary_fields_are_not_flagged(name: str) -> None:
+    assert not PERSONAL_NAME_PATTERN.search(name)
