@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, Max, Q, QuerySet, Value
+from django.db.models import DateTimeField, Max, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -36,6 +36,7 @@ from patron.customers.identity import (
 from patron.customers.models import Customer, CustomerIdentity
 from patron.customers.resolution import attach_identity
 from patron.customers.selectors import get_customer
+from patron.orders.models import Event, Order
 from patron.privacy.audit import AuditActor, record
 from patron.privacy.choices import (
     CLOSED_REQUEST_STATUSES,
@@ -44,6 +45,7 @@ from patron.privacy.choices import (
     PrivacyRequestStatusChoices,
 )
 from patron.privacy.erasure import (
+    PSEUDONYM_PREFIX,
     ErasureSummary,
     anonymise_customer,
     erased_customer_for,
@@ -231,10 +233,12 @@ def erase_customer(
     ``reason`` is required and must hold no personal data."""
     if not reason.strip():
         raise PrivacyRequestError("reason", "say why the customer is erased (no personal data)")
-    previous = _previous_erasure(customer)
-    if previous is not None:
-        return ErasureOutcome(previous, customer, created=False)
     with transaction.atomic():
+        # Checked under the customer's row lock: two erasures at once apply one.
+        customer = Customer.objects.select_for_update().get(pk=customer.pk)
+        previous = _previous_erasure(customer)
+        if previous is not None:
+            return ErasureOutcome(previous, customer, created=False)
         received = timezone.now()
         notes = _check_notes(reason, customer)
         summary: ErasureSummary = anonymise_customer(customer)
@@ -365,17 +369,33 @@ def inactive_customers(
         raise PrivacyRequestError("inactive_days", "must be at least 1")
     cutoff = (as_of or timezone.now()) - dt.timedelta(days=inactive_days)
     epoch = Value(dt.datetime(1970, 1, 1, tzinfo=dt.UTC), output_field=DateTimeField())
+    # One subquery per source (not joins): a customer's orders times their events would
+    # multiply the rows aggregated.
+    last_order = (
+        Order.objects.filter(customer=OuterRef("pk"))
+        .order_by()
+        .values("customer")
+        .annotate(latest=Max("ordered_at"))
+        .values("latest")
+    )
+    last_event = (
+        Event.objects.filter(customer=OuterRef("pk"))
+        .order_by()
+        .values("customer")
+        .annotate(latest=Max("occurred_at"))
+        .values("latest")
+    )
     return (
-        Customer.objects.exclude(external_id__startswith="erased-")
+        Customer.objects.exclude(external_id__startswith=PSEUDONYM_PREFIX)
         .annotate(
             last_active=Greatest(
-                Coalesce(Max("orders__ordered_at"), epoch),
-                Coalesce(Max("events__occurred_at"), epoch),
+                Coalesce(Subquery(last_order, output_field=DateTimeField()), epoch),
+                Coalesce(Subquery(last_event, output_field=DateTimeField()), epoch),
                 Coalesce("signed_up_at", epoch),
                 "created_at",
             )
         )
-        .filter(Q(last_active__lt=cutoff))
+        .filter(last_active__lt=cutoff)
         .order_by("pk")
     )
 
