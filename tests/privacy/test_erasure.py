@@ -7,8 +7,10 @@ import datetime as dt
 import io
 import json
 import logging
+import threading
 import zipfile
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +36,10 @@ from patron.privacy.requests import (
     erase_customer,
     find_subject,
     run_retention,
+)
+from tests.loyalty.test_concurrency_points import (
+    run_in_thread,
+    sqlite_file_copy_of_the_test_database,
 )
 
 SHOP_SIZE = 120
@@ -289,3 +295,43 @@ def test_erase_command(shop: list[Customer]) -> None:
     assert lines[0].startswith("erased: the customer is now erased-")
     assert lines[1].startswith("already erased")
     assert is_pseudonym(Customer.objects.get(pk=shop[7].pk).external_id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_erasures_at_the_same_moment_apply_once(tmp_path: Path) -> None:
+    # given: one customer, and eight workers (own connections) asking to erase them at once
+    workers = 8
+    pk = _build_customer(1).pk
+
+    def race() -> None:
+        barrier = threading.Barrier(workers, timeout=60)
+        created: list[bool] = []
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                barrier.wait()
+                customer = Customer.objects.get(pk=pk)
+                created.append(erase_customer(customer, reason="asked twice").created)
+            except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+                errors.append(error)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=work) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # then: one erasure, every other worker answered with it
+        assert errors == []
+        assert sorted(created) == [False] * (workers - 1) + [True]
+        assert PrivacyRequest.objects.filter(kind="erasure").count() == 1
+        assert ErasedIdentifier.objects.count() == 1
+
+    # when: on PostgreSQL as it is; on SQLite on a file copy where writers queue for the lock
+    if connection.vendor == "postgresql":
+        race()
+    else:
+        with sqlite_file_copy_of_the_test_database(tmp_path):
+            run_in_thread(race)
