@@ -130,17 +130,11 @@ def insert(instances: Sequence[ModelT]) -> list[ModelT]:
         return []
     model = type(instances[0])
     statement = _insert_statement(model, connection.vendor)
-    values: list[Any] = []
-    for instance in instances:
-        values.extend(
-            field.get_db_prep_save(field.pre_save(instance, True), connection)
-            for field in statement.fields
-        )
-    placeholders = ", ".join([statement.row] * len(instances))
+    _, rows, values = insert_parts(instances)
     pk_attname = model._meta.pk.attname
     with connection.cursor() as cursor:
         if connection.features.can_return_rows_from_bulk_insert:
-            cursor.execute(f"{statement.sql} VALUES {placeholders} {statement.returning}", values)
+            cursor.execute(f"{statement.sql} {rows} {statement.returning}", values)
             keys = [row[0] for row in cursor.fetchall()]
         else:
             # Without RETURNING (old SQLite) one row at a time gives each its lastrowid.
@@ -157,6 +151,20 @@ def insert(instances: Sequence[ModelT]) -> list[ModelT]:
         instance._state.adding = False
         instance._state.db = connection.alias
     return list(instances)
+
+
+def insert_parts(instances: Sequence[models.Model]) -> tuple[str, str, list[Any]]:
+    """``("INSERT INTO table (columns)", "VALUES (...), ...", parameters)`` for new
+    instances of one model, as :func:`insert` writes them, for a statement that adds to it
+    (``ON CONFLICT``, ``RETURNING``, a ``WITH``)."""
+    statement = _insert_statement(type(instances[0]), connection.vendor)
+    values: list[Any] = []
+    for instance in instances:
+        values.extend(
+            field.get_db_prep_save(field.pre_save(instance, True), connection)
+            for field in statement.fields
+        )
+    return statement.sql, "VALUES " + ", ".join([statement.row] * len(instances)), values
 
 
 class _InsertStatement:

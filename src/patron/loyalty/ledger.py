@@ -29,15 +29,16 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from patron.core.bulk import insert_models, update_integers
-from patron.core.sql import columns, fetch_all, increment, insert
+from patron.core.sql import columns, fetch_all, fetch_one, increment, insert, insert_parts, quote
 from patron.loyalty.errors import (
     IdempotencyConflictError,
     InsufficientPointsError,
+    LoyaltyError,
     LoyaltyInputError,
 )
 from patron.loyalty.locks import lock_point_balance, lock_point_balances
@@ -970,6 +971,16 @@ def redeem_points(
         }
     )
     as_of = as_of or timezone.now()
+    if connection.vendor == "postgresql":
+        return _redeem_in_one_statement(
+            member,
+            points,
+            key=key,
+            fingerprint=fingerprint,
+            occurred_at=as_of,
+            reason=(f"reward {reward}: " if reward else "") + reason,
+            actor=actor,
+        )
 
     def apply() -> LedgerTransaction:
         locked_member, balance = _locked_member(member.pk)
@@ -1002,6 +1013,143 @@ def redeem_points(
 #: Actors whose adjustments are the programme's own grants (birthday and anniversary points,
 #: referral bonuses: ``care.PROGRAMME_ACTOR``), not manual adjustments to audit.
 AUTOMATIC_ACTORS = frozenset({"programme"})
+
+
+def _redeem_in_one_statement(
+    member: Member,
+    points: int,
+    *,
+    key: str,
+    fingerprint: str,
+    occurred_at: datetime,
+    reason: str,
+    actor: str,
+) -> LedgerTransaction:
+    """:func:`redeem_points` on PostgreSQL: after the balance lock, one statement writes the
+    transaction (or finds its key taken), its postings, the FIFO lot consumptions, the lots'
+    and the balance's new figures. Redemption is the API's hot write: this is 2 statements
+    where the general path takes 9, and no savepoint (nothing is written before the key is
+    claimed, so a taken key needs no rollback). The general path stays the reference: the
+    ledger's stateful and concurrency tests run this one on PostgreSQL against the same
+    model."""
+    entry = LedgerTransaction(
+        programme_id=member.programme_id,
+        member=member,
+        kind=Kind.REDEEM,
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        points=points,
+        occurred_at=occurred_at,
+        reason=reason,
+        actor=actor,
+    )
+    outcome: LedgerTransaction | LoyaltyError
+    # Joins the caller's transaction (the API's idempotency record) or opens one; errors are
+    # raised after it, since without a savepoint an exception inside would doom the caller's.
+    with transaction.atomic(savepoint=False):
+        available = _lock_available_points(member.pk)
+        if available < points:
+            outcome = _replay_or(key, fingerprint, InsufficientPointsError(points, available))
+        else:
+            written = _write_redemption(entry, member, points)
+            outcome = entry if written else _replay_or(key, fingerprint, None)
+    if isinstance(outcome, LoyaltyError):
+        raise outcome
+    return outcome
+
+
+def _lock_available_points(member_id: int) -> int:
+    balance = columns(PointBalance, "b", only=("available",))
+    row = fetch_one(
+        f"SELECT {balance.column('available')} FROM {balance.table} "
+        f"WHERE {balance.column('member_id')} = %s FOR UPDATE",
+        [member_id],
+    )
+    if row is None:
+        raise PointBalance.DoesNotExist(f"member #{member_id} has no point balance")
+    return int(row[0])
+
+
+def _replay_or(
+    key: str, fingerprint: str, refusal: LoyaltyError | None
+) -> LedgerTransaction | LoyaltyError:
+    """The redemption recorded under ``key`` if there is one (a replay), else ``refusal``; a
+    conflict (the key used for another request) as the error to raise."""
+    try:
+        found = _find(key, Kind.REDEEM, fingerprint)
+    except IdempotencyConflictError as conflict:
+        return conflict
+    if found is not None:
+        return found
+    if refusal is None:
+        raise AssertionError(f"ledger key {key!r} was taken but no transaction has it")
+    return refusal
+
+
+def _write_redemption(entry: LedgerTransaction, member: Member, points: int) -> bool:
+    """Write the redemption ``entry`` of ``points`` (the balance is locked and holds them);
+    False, writing nothing, when its idempotency key is already taken."""
+    lot, balance = columns(PointLot, "l"), columns(PointBalance, "b")
+    insert_transaction, transaction_values, transaction_params = insert_parts([entry])
+    member_id = member.pk
+    rows = fetch_all(
+        f"WITH tx AS ({insert_transaction} {transaction_values} "
+        f"ON CONFLICT ({quote('idempotency_key')}) DO NOTHING RETURNING {quote('id')}), "
+        f"lots AS (SELECT {lot.column('id')} AS id, {lot.column('remaining_points')} AS remaining, "
+        f"SUM({lot.column('remaining_points')}) OVER "
+        f"(ORDER BY {lot.column('earned_at')}, {lot.column('id')}) AS running "
+        f"FROM {lot.table} WHERE {lot.column('member_id')} = %s "
+        f"AND {lot.column('activated_by_id')} IS NOT NULL "
+        f"AND {lot.column('remaining_points')} > 0), "
+        # FIFO: each lot gives what is still missing once the older lots have given theirs.
+        f"plan AS (SELECT id, LEAST(remaining, %s - (running - remaining)) AS take FROM lots "
+        f"WHERE running - remaining < %s), "
+        f"postings AS (INSERT INTO {quote(Posting._meta.db_table)} "
+        f"({quote('transaction_id')}, {quote('member_id')}, {quote('account')}, "
+        f"{quote('points')}) SELECT tx.id, %s, legs.account, legs.points FROM tx, "
+        f"(VALUES (1, %s, %s::bigint), (2, %s, %s::bigint)) AS legs(leg, account, points) "
+        f"ORDER BY legs.leg RETURNING {quote('id')}, {quote('account')}, {quote('points')}), "
+        f"consumed AS (INSERT INTO {quote(LotConsumption._meta.db_table)} "
+        f"({quote('transaction_id')}, {quote('lot_id')}, {quote('points')}) "
+        f"SELECT tx.id, plan.id, plan.take FROM tx, plan), "
+        f"spent AS (UPDATE {lot.table} SET {quote('remaining_points')} = "
+        f"{lot.column('remaining_points')} - plan.take FROM plan, tx "
+        f"WHERE {lot.column('id')} = plan.id), "
+        f"balance AS (UPDATE {balance.table} SET "
+        f"{quote('available')} = {balance.column('available')} - %s, "
+        f"{quote('redeemed')} = {balance.column('redeemed')} + %s FROM tx "
+        f"WHERE {balance.column('member_id')} = %s) "
+        f"SELECT tx.id, postings.id, postings.account, postings.points "
+        f"FROM tx, postings ORDER BY postings.id",
+        [
+            *transaction_params,
+            member_id,
+            points,
+            points,
+            member_id,
+            Account.MEMBER_AVAILABLE,
+            -points,
+            Account.PROGRAMME_REDEEMED,
+            points,
+            points,
+            points,
+            member_id,
+        ],
+    )
+    if not rows:
+        return False
+    entry.pk = rows[0][0]
+    entry._state.adding = False
+    entry._state.db = connection.alias
+    postings = []
+    for _, posting_id, account, amount in rows:
+        written = Posting(transaction=entry, member=member, account=account, points=amount)
+        written.pk = posting_id
+        written._state.adding = False
+        written._state.db = connection.alias
+        postings.append(written)
+    _remember_postings(entry, postings)
+    return True
 
 
 def adjust_points(
