@@ -173,3 +173,24 @@ def test_correction_refuses_another_customers_phone(wang: Customer) -> None:
         correct_customer(wang, {"phone": "13700003333", "city": "上海"})
     wang.refresh_from_db()
     assert (wang.phone, wang.city) == ("13900001111", "")
+
+
+def test_retention_command_dry_run_then_run(wang: Customer, settings: Settings) -> None:
+    # given: a customer last active (created) three years ago, retention set to two years
+    Customer.objects.filter(pk=wang.pk).update(
+        created_at=timezone.now() - dt.timedelta(days=3 * 365)
+    )
+    settings.RETENTION_DAYS = 730
+    out = io.StringIO()
+
+    # when: a dry run, then the run
+    call_command("privacy", "retention", "--dry-run", stdout=out)
+    after_dry_run = Customer.objects.get(pk=wang.pk).external_id
+    call_command("privacy", "retention", stdout=out)
+
+    # then: the dry run only counted; the run anonymised the customer
+    first, second = out.getvalue().splitlines()
+    assert first.startswith("dry run: 1 customers inactive since before ")
+    assert after_dry_run == "W-1"
+    assert second.startswith("1 of 1 customers inactive since before ")
+    assert Customer.objects.get(pk=wang.pk).external_id.startswith("erased-")
