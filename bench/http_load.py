@@ -109,8 +109,9 @@ def open_loop(
 
 @contextmanager
 def patron_server(env: dict[str, str], workers: int = 2, threads: int = 4) -> Iterator[str]:
-    """``patron serve``'s gunicorn (``workers`` x ``threads``) on a free local port with the
-    environment ``env``; yields its base URL once it answers, and stops it afterwards."""
+    """``patron serve``'s server (Granian, ``workers`` x ``threads``) on a free local port
+    with the environment ``env``; yields its base URL once it answers, and stops it
+    afterwards."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
@@ -120,8 +121,10 @@ def patron_server(env: dict[str, str], workers: int = 2, threads: int = 4) -> It
             sys.executable,
             "-m",
             "patron.web.server",
-            "--bind",
-            f"127.0.0.1:{port}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
             "--workers",
             str(workers),
             "--threads",

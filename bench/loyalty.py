@@ -14,7 +14,7 @@ Runs on a fresh PostgreSQL database of the local server (``PATRON_TEST_POSTGRES_
    ``--workers`` processes splitting the orders. Baseline: the floor of any per-order
    transaction, one ``INSERT`` and ``COMMIT`` per order over one connection (psycopg), measured
    on the same server.
-2. **Redemption over HTTP.** ``patron serve``'s gunicorn (2 workers x 4 threads) on a local
+2. **Redemption over HTTP.** ``patron serve``'s Granian (2 workers x 4 threads) on a local
    port; a separate load process sends ``POST /api/v1/loyalty/members/{id}/redemptions``
    (1 point, a new ``Idempotency-Key`` each, over ``--members`` members with points) at a fixed
    ``--rate`` per second for ``--seconds`` (open loop: each request has its scheduled time and
@@ -304,7 +304,7 @@ def main() -> None:
     print(f"  goal >= {EARNING_GOAL:,.0f} orders/s: {verdict} ({best:,.0f})")
     print(
         f"HTTP at {arguments.rate:.0f} requests/s for {arguments.seconds:.0f} s "
-        "(2 gunicorn workers x 4 threads):"
+        "(Granian, 2 workers x 4 threads):"
     )
     for kind, figures in (("read member", read), ("redeem 1 point", redeem)):
         print(

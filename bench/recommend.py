@@ -33,7 +33,7 @@ one does not count in another's), in one run:
    (``build_demo_shop``, which trains the recommendations) in a fresh PostgreSQL database of
    the local server (``PATRON_TEST_POSTGRES_URL``, default
    ``postgresql://postgres@127.0.0.1:5432/postgres``, dropped at the end), ``patron serve``'s
-   gunicorn (2 workers x 4 threads), and a separate load process sending
+   Granian (2 workers x 4 threads), and a separate load process sending
    ``GET /api/v1/customers/{external_id}/recommendations?n=10`` at a fixed ``--rate`` for
    ``--seconds`` (open loop, 32 keep-alive connections: ``bench/http_load.py``), half to
    customers with a precomputed list and half to customers without one (then each kind alone,
@@ -557,7 +557,7 @@ def print_http(arguments: argparse.Namespace, http: dict[str, Any]) -> None:
         print(
             f"HTTP at {arguments.rate:.0f} requests/s for {arguments.seconds:.0f} s, PostgreSQL, "
             f"demo shop of {http['customers']:,} customers and {http['products']:,} products "
-            f"(not the 1,000,000 of the training), 2 gunicorn workers x 4 threads, "
+            f"(not the 1,000,000 of the training), Granian 2 workers x 4 threads, "
             f"{http['customers_requested']} customers in turn (half with a precomputed list):"
         )
         print(

@@ -290,7 +290,7 @@ CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
         if _cache_url
-        # Per process: with several gunicorn workers each keeps its own counts (docs).
+        # Per process: with several server workers each keeps its own counts (docs).
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "patron"}
     )
 }

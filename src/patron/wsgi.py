@@ -1,4 +1,4 @@
-"""WSGI entry point used by ``patron serve`` (gunicorn)."""
+"""WSGI entry point used by ``patron serve`` (Granian)."""
 
 import os
 

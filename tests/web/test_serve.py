@@ -1,4 +1,4 @@
-"""``patron serve``: refuses an unmigrated store, serves pages and static files with gunicorn."""
+"""``patron serve``: refuses an unmigrated store, serves pages and static files with Granian."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def test_serve_serves_the_login_page_and_static_files(tmp_path: Path) -> None:
         )
         assert stylesheet.startswith("/static/web/patron.")  # hashed by the manifest storage
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{stylesheet}") as response:
-            assert response.headers["Server"] == "gunicorn"
+            assert response.headers["Server"] == "granian"
             assert ".menu-item" in response.read().decode()
         assert (tmp_path / "static" / "vendor" / "plotly" / "plotly.min.js").is_file()
     finally:

@@ -5,7 +5,7 @@
 for ``LOGIN_LOCKOUT_SECONDS`` (15 minutes) from the last failure: every attempt is refused,
 the right password too, so that guessing learns nothing. A successful sign-in clears the
 username's failures. Failures are rows of :class:`~patron.api.models.LoginFailure` in the
-database, so every server process (each gunicorn worker) sees the same count.
+database, so every server process (each worker) sees the same count.
 
 :class:`LockoutModelBackend` applies it to every password check (the dashboard's login, the
 admin's, any ``authenticate()`` call). A refused attempt goes through Django's usual failure

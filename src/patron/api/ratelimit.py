@@ -1,7 +1,7 @@
 """Rate limits of the API: per token (or staff user) and per client address.
 
 Fixed windows counted in Django's cache: local memory by default (per server process, so with
-N gunicorn workers a client may make up to N times the limit), Redis when ``PATRON_CACHE_URL``
+N server workers a client may make up to N times the limit), Redis when ``PATRON_CACHE_URL``
 or ``PATRON_REDIS_URL`` is set (shared by every process and server). A count is one cache
 increment (no database query), microseconds on local memory.
 

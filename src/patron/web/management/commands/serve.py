@@ -1,4 +1,4 @@
-"""``patron serve``: the dashboard and the API behind gunicorn, static files included."""
+"""``patron serve``: the dashboard and the API behind Granian, static files included."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def default_workers(sqlite: bool) -> int:
 
 
 def bind_address(host: str, port: int) -> str:
-    """Gunicorn's bind string; an IPv6 address gets its brackets (``[::1]:8000``)."""
+    """``host:port`` as it is shown in a URL; an IPv6 address gets its brackets
+    (``[::1]:8000``)."""
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"{host}:{port}"
@@ -43,7 +44,7 @@ def bind_address(host: str, port: int) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Serve the staff dashboard and the REST API with gunicorn (production mode: no debug, "
+        "Serve the staff dashboard and the REST API with Granian (production mode: no debug, "
         "static files collected into PATRON_HOME/static and served by Patron itself). "
         "Run `patron migrate` first."
     )
@@ -64,12 +65,9 @@ class Command(BaseCommand):
             default=None,
             help="threads per worker (default: 4 on SQLite, 1 on PostgreSQL)",
         )
-        parser.add_argument(
-            "--timeout", type=int, default=120, help="seconds before a stuck worker is restarted"
-        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """Check the store, collect static files, then run gunicorn until stopped."""
+        """Check the store, collect static files, then run the server until stopped."""
         if settings.DEBUG:
             raise CommandError(
                 "PATRON_DEBUG=1 is set; `patron serve` runs in production mode only. "
@@ -101,20 +99,20 @@ class Command(BaseCommand):
         )
         sys.stdout.flush()
         sys.stderr.flush()
-        # A fresh process for the gunicorn master: see patron.web.server for why.
+        # A fresh process for the server's main process: see patron.web.server for why.
         os.execv(
             sys.executable,
             [
                 sys.executable,
                 "-m",
                 "patron.web.server",
-                "--bind",
-                address,
+                "--host",
+                options["host"],
+                "--port",
+                str(options["port"]),
                 "--workers",
                 str(workers),
                 "--threads",
                 str(threads),
-                "--timeout",
-                str(options["timeout"]),
             ],
         )
