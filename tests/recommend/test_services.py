@@ -6,6 +6,7 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from django.db import connection
 
 from patron.demo.generator import DemoWorld
 from patron.engine.recommend import build_interactions
@@ -182,3 +183,16 @@ def test_diversify_prefers_a_product_other_customers_have_over_a_near_duplicate(
     # then
     assert by_score["product_id"].to_list() == ["tea", "cups"]
     assert diverse.select("rank", "product_id").rows() == [(1, "tea"), (2, "honey")]
+
+
+def test_the_served_tables_get_fresh_planner_statistics_on_postgresql(tea_shop: dict) -> None:
+    # given PostgreSQL (SQLite has no statistics to refresh)
+    if connection.vendor != "postgresql":
+        pytest.skip("planner statistics are refreshed on PostgreSQL only")
+    # when
+    train_recommendations(triggered_by="test")
+    # then the planner counts the neighbours just written, not the empty table it last saw
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'recommend_similarproduct'")
+        (estimate,) = cursor.fetchone()
+    assert estimate == SimilarProduct.objects.count() > 0

@@ -391,3 +391,14 @@ def restore_checks(restore: Sequence[tuple[str, str]]) -> None:
         # Fresh statistics for the planner (and for the next import's decision above).
         for table in dict.fromkeys(table for table, _ in restore):
             cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+
+
+def refresh_statistics(tables: Sequence[str]) -> None:
+    """``ANALYZE`` the tables on PostgreSQL after a bulk write, so that the planner knows
+    their new sizes at once (autovacuum would, after a minute or so; until then a query
+    planned for a few rows may scan thousands). Nothing on SQLite."""
+    if not is_postgres():
+        return
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")

@@ -31,7 +31,7 @@ from django.utils import timezone
 from patron.analytics.choices import SegmentationChoices
 from patron.analytics.selectors import latest_run, segment_codes, segment_customers
 from patron.catalog.models import Product
-from patron.core.bulk import insert_frame
+from patron.core.bulk import insert_frame, refresh_statistics
 from patron.customers.models import Customer
 from patron.engine.frames import EngineInputError
 from patron.engine.recommend import (
@@ -308,13 +308,14 @@ def _train(
     lap("rules")
     popular = _popular(interactions, segments, training.popular_products, active_products)
     lap("popular")
+    served_tables = (
+        ("recommend_recommendation", lists),
+        ("recommend_similarproduct", neighbours),
+        ("recommend_basketrule", rules),
+        ("recommend_popularproduct", popular),
+    )
     with transaction.atomic():
-        for table, frame in (
-            ("recommend_recommendation", lists),
-            ("recommend_similarproduct", neighbours),
-            ("recommend_basketrule", rules),
-            ("recommend_popularproduct", popular),
-        ):
+        for table, frame in served_tables:
             insert_frame(table, frame.with_columns(pl.lit(run.pk).alias("run_id")))
         run.parameters = {
             **run.parameters,
@@ -337,6 +338,9 @@ def _train(
         # The new rows serve from now on; older runs keep their records and reports only.
         for model_class in (Recommendation, SimilarProduct, BasketRule, PopularProduct):
             model_class.objects.exclude(run=run).delete()
+    # Served at once: the planner must know the new rows (a stale estimate of a few rows
+    # per run made the serving queries scan every neighbour of the run).
+    refresh_statistics([table for table, _ in served_tables])
 
 
 def _evaluate(
