@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import dj_database_url
@@ -37,54 +38,41 @@ PATRON_HOME = Path(os.environ.get("PATRON_HOME", "var")).resolve()
 PATRON_CURRENCY = os.environ.get("PATRON_CURRENCY", "CNY").upper()
 
 
-def _secret_key() -> str:
-    """Return the configured secret key, or one generated into PATRON_HOME on first use."""
-    configured = os.environ.get("PATRON_SECRET_KEY")
-    if configured:
-        return configured
-    key_file = PATRON_HOME / "secret_key"
+def _generated_once(name: str, make: Callable[[], str]) -> str:
+    """The content of ``PATRON_HOME/<name>``, made by ``make`` and written there on first use."""
+    key_file = PATRON_HOME / name
     if key_file.exists():
         return key_file.read_text().strip()
     PATRON_HOME.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(50)
+    value = make()
     # Written whole under a private name, then linked into place: of two processes starting
-    # at once, one key wins and the other reads it, never a half-written file.
-    draft = PATRON_HOME / f".secret_key.{os.getpid()}"
+    # at once, one value wins and the other reads it, never a half-written file.
+    draft = PATRON_HOME / f".{name}.{os.getpid()}"
     descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
-        handle.write(key)
+        handle.write(value)
     try:
         os.link(draft, key_file)
     except FileExistsError:
         return key_file.read_text().strip()
     finally:
         draft.unlink()
-    return key
+    return value
+
+
+def _secret_key() -> str:
+    """Return the configured secret key, or one generated into PATRON_HOME on first use."""
+    return os.environ.get("PATRON_SECRET_KEY") or _generated_once(
+        "secret_key", lambda: secrets.token_urlsafe(50)
+    )
 
 
 def _pii_keys() -> str:
     """Return ``PATRON_PII_KEYS``, or one key generated into ``PATRON_HOME/pii_keys`` on first
     use (losing that file loses the personal data it encrypts: back it up)."""
-    configured = os.environ.get("PATRON_PII_KEYS")
-    if configured:
-        return configured
-    key_file = PATRON_HOME / "pii_keys"
-    if key_file.exists():
-        return key_file.read_text().strip()
-    PATRON_HOME.mkdir(parents=True, exist_ok=True)
-    entry = f"k1:{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}"
-    # Written whole under a private name, then linked into place, as the secret key above.
-    draft = PATRON_HOME / f".pii_keys.{os.getpid()}"
-    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(entry)
-    try:
-        os.link(draft, key_file)
-    except FileExistsError:
-        return key_file.read_text().strip()
-    finally:
-        draft.unlink()
-    return entry
+    return os.environ.get("PATRON_PII_KEYS") or _generated_once(
+        "pii_keys", lambda: f"k1:{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}"
+    )
 
 
 def _database_config() -> dict[str, object]:
