@@ -42,6 +42,8 @@ class Columns(Generic[ModelT]):
         self.table = f"{quote(model._meta.db_table)} {alias}"
         self.sql = ", ".join(f"{alias}.{quote(column_of(field))}" for field in self.fields)
         self.attnames = [field.attname for field in self.fields]
+        # Filled as hot paths ask (their SQL is written on every call).
+        self._qualified: dict[str, str] = {}
         # The converters get the column expression, as the ORM's compiler passes them.
         self._expressions = [field.get_col(alias) for field in self.fields]
         self._converters = [
@@ -54,7 +56,11 @@ class Columns(Generic[ModelT]):
 
     def column(self, attname: str) -> str:
         """The qualified column of field ``attname`` (``m."customer_id"``)."""
-        return f"{self.alias}.{quote(column_of(self.model._meta.get_field(attname)))}"
+        qualified = self._qualified.get(attname)
+        if qualified is None:
+            column = column_of(self.model._meta.get_field(attname))
+            qualified = self._qualified[attname] = f"{self.alias}.{quote(column)}"
+        return qualified
 
     def value(self, attname: str, raw: Any) -> Any:
         """``raw``, read from the column of field ``attname``, as the ORM would give it."""
