@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from patron.customers.models import Customer
 from patron.customers.resolution import merge_customers
+
+
+@pytest.fixture(autouse=True)
+def token_user_is_a_service_agent(api_user: User) -> None:
+    """The token here is a service desk tool's: it reads personal data unmasked
+    (tests/api/test_role_masking.py covers the masked roles)."""
+    api_user.groups.add(Group.objects.get(name="service_agent"))
 
 
 def get(client: Client, url: str, headers: dict[str, str], **params: Any) -> Any:

@@ -8,7 +8,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 from pytest_django.fixtures import Settings
@@ -16,6 +16,7 @@ from pytest_django.fixtures import Settings
 from patron.analytics.models import AnalysisRun
 from patron.analytics.services import run_analysis
 from patron.catalog.models import Product
+from patron.core.roles import StaffRoleChoices
 from patron.customers.choices import IdentityKindChoices
 from patron.customers.models import Customer, CustomerIdentity
 from patron.demo.generator import DemoConfig, DemoWorld, generate_world
@@ -38,8 +39,11 @@ def plain_static_storage(settings: Settings) -> None:
 
 @pytest.fixture
 def staff_user(db: None) -> User:
-    """An active staff user (not a superuser)."""
-    return User.objects.create_user("mei", password=STAFF_PASSWORD, is_staff=True)
+    """An active staff user (not a superuser) in the admin role: every page, personal data
+    unmasked (tests/web/test_role_matrix.py covers the other roles)."""
+    user = User.objects.create_user("mei", password=STAFF_PASSWORD, is_staff=True)
+    user.groups.add(Group.objects.get(name=StaffRoleChoices.ADMIN))
+    return user
 
 
 @pytest.fixture

@@ -466,10 +466,12 @@ def test_segment_list_and_customer_page_queries_do_not_grow_with_the_rows(
         "WHERE a.run_id = %s ORDER BY c.external_id LIMIT 1",
         [run.pk],
     )[0]
-    # when / then: session, user, run, count, the page's rows with their customers
-    with django_assert_num_queries(5):
+    # when / then: session, user, the user's roles, run, count, the page's rows with their
+    # customers
+    with django_assert_num_queries(6):
         assert staff_client.get(link).status_code == 200
     # and the customer page adds the customer's row in the latest run to its twelve, and the
-    # consent panel its current consents and their history
-    with django_assert_num_queries(15):
+    # consent panel its current consents and their history, the user's roles and the audit
+    # event of the unmasked read
+    with django_assert_num_queries(17):
         assert staff_client.get(f"/customers/{external_id}/").status_code == 200

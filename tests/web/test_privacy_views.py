@@ -136,9 +136,18 @@ def test_the_customer_page_in_chinese_translates_the_consent_panel(
     assert "营销 · 短信" in html
 
 
-def test_only_administrators_read_the_audit_log(
-    client: Client, staff_client: Client, admin_client: Client
-) -> None:
+def _analyst_client() -> Client:
+    """A client signed in as a staff member in the analyst role (not an administrator)."""
+    analyst = User.objects.create_user("ana", password="x", is_staff=True)
+    analyst.groups.add(Group.objects.get(name="analyst"))
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(analyst)
+    return client
+
+
+def test_only_administrators_read_the_audit_log(client: Client, admin_client: Client) -> None:
+    # given
+    staff_client = _analyst_client()
     # when
     anonymous = client.get("/privacy/audit/")
     staff = staff_client.get("/privacy/audit/")
@@ -151,8 +160,9 @@ def test_only_administrators_read_the_audit_log(
 
 
 def test_the_audit_link_is_in_the_navigation_of_administrators_only(
-    staff_client: Client, admin_client: Client
+    db: None, admin_client: Client
 ) -> None:
+    staff_client = _analyst_client()
     assert 'href="/privacy/audit/"' not in staff_client.get("/customers/").content.decode()
     assert 'href="/privacy/audit/"' in admin_client.get("/customers/").content.decode()
 

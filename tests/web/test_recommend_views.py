@@ -142,6 +142,7 @@ def test_customer_page_queries_with_a_precomputed_list(
     # the customer's personalisation consent, the stored list with its products, categories
     # and the serving rules; the list is short (two products), so it is completed: the
     # excluded products (purchases and dismissals in one), the history's lines and events,
-    # their stored neighbours, the customer's segment, the popular products
-    with django_assert_num_queries(22):
+    # their stored neighbours, the customer's segment, the popular products; the user's roles
+    # and the audit event of the unmasked read
+    with django_assert_num_queries(24):
         assert staff_client.get("/customers/C-a/").status_code == 200

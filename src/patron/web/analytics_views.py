@@ -43,6 +43,8 @@ from patron.analytics.selectors import (
 )
 from patron.core.choices import ChannelChoices
 from patron.core.money import default_currency
+from patron.core.roles import PageAreaChoices
+from patron.privacy.access import csv_for
 from patron.web import analytics_charts as charts
 from patron.web.formatting import (
     format_count,
@@ -52,7 +54,7 @@ from patron.web.formatting import (
     format_percent,
 )
 from patron.web.forms import KpiPeriodForm
-from patron.web.views import CUSTOMERS_PER_PAGE, staff_required
+from patron.web.views import CUSTOMERS_PER_PAGE, area_required
 
 #: Days of the KPI page's default period, which ends on the latest run's as-of day.
 DEFAULT_KPI_DAYS = 30
@@ -88,7 +90,7 @@ def _no_analysis(request: HttpRequest, template: str, nav: str) -> HttpResponse:
 # --- segments --------------------------------------------------------------------------
 
 
-@staff_required
+@area_required(PageAreaChoices.ANALYTICS)
 def segments(request: HttpRequest) -> HttpResponse:
     """The segments of one segmentation in a run: treemap, shares and a table; each segment
     links to its customers."""
@@ -147,7 +149,7 @@ def _segment_of_request(request: HttpRequest, by: str, code: str) -> tuple[Analy
         raise Http404(str(error)) from error
 
 
-@staff_required
+@area_required(PageAreaChoices.ANALYTICS)
 def segment_customers_page(request: HttpRequest, by: str, code: str) -> HttpResponse:
     """The customers of one segment, 25 a page, with their scores and a CSV export link."""
     run, code = _segment_of_request(request, by, code)
@@ -173,7 +175,7 @@ def segment_customers_page(request: HttpRequest, by: str, code: str) -> HttpResp
     )
 
 
-@staff_required
+@area_required(PageAreaChoices.ANALYTICS)
 def segment_export(request: HttpRequest, by: str, code: str) -> HttpResponse:
     """The customers of one segment with their contact and scores, as a CSV download
     (the file of ``patron export segment``)."""
@@ -182,6 +184,8 @@ def segment_export(request: HttpRequest, by: str, code: str) -> HttpResponse:
         path = Path(folder) / "segment.csv"
         services.export_segment(code, path, by=by, run=run)
         content = path.read_bytes()
+    # Masked for roles that may not read personal data; a plain download is audited.
+    content = csv_for(content, request.user, purpose="segment export")
     response = HttpResponse(content, content_type="text/csv; charset=utf-8")
     filename = f"patron-run{run.pk}-{by}-{code}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -191,7 +195,7 @@ def segment_export(request: HttpRequest, by: str, code: str) -> HttpResponse:
 # --- cohorts ---------------------------------------------------------------------------
 
 
-@staff_required
+@area_required(PageAreaChoices.ANALYTICS)
 def cohorts(request: HttpRequest) -> HttpResponse:
     """Retention heatmap and revenue per cohort, of all customers or of one first-order
     channel (``?channel=``)."""
@@ -362,7 +366,7 @@ def _days(value: float | None, template: str) -> str:
     return template % {"days": format_number(value, 1)}
 
 
-@staff_required
+@area_required(PageAreaChoices.ANALYTICS)
 def kpi_page(request: HttpRequest) -> HttpResponse:
     """Loyalty KPIs of a chosen period (default: the 30 days to the latest run's as-of day)
     against the period of the same length before it, and monthly trends of the run."""
@@ -458,7 +462,7 @@ def _picked_run(raw: str | None, runs: list[AnalysisRun], default: AnalysisRun) 
     return found
 
 
-@staff_required
+@area_required(PageAreaChoices.ANALYTICS)
 def migration(request: HttpRequest) -> HttpResponse:
     """How customers moved between the segments of two runs (default: the latest two, the
     earlier as-of day on the left): a Sankey diagram and the matrix."""

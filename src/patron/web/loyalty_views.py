@@ -35,7 +35,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from patron.core.roles import can_configure_loyalty
+from patron.core.roles import PageAreaChoices, can_configure_loyalty
 from patron.loyalty.coupons import create_coupon_template, generate_coupon_codes
 from patron.loyalty.errors import LoyaltyInputError
 from patron.loyalty.models import Coupon, CouponTemplate, Programme, Tier
@@ -70,7 +70,7 @@ from patron.web.loyalty_forms import (
     TierForm,
     add_service_errors,
 )
-from patron.web.views import View, staff_required
+from patron.web.views import View, area_required
 
 #: Codes listed per page of a coupon template.
 CODES_PER_PAGE = 50
@@ -87,7 +87,7 @@ def configurer_required(view: View) -> View:
             raise PermissionDenied("only administrators and loyalty managers change the programme")
         return view(request, *args, **kwargs)
 
-    return staff_required(wrapper)
+    return area_required(PageAreaChoices.LOYALTY)(wrapper)
 
 
 def _saved(form: forms.Form, action: Callable[[dict[str, Any]], object]) -> bool:
@@ -113,7 +113,7 @@ def _context(request: HttpRequest, nav: str, **values: Any) -> dict[str, Any]:
 # --- overview ------------------------------------------------------------------------------
 
 
-@staff_required
+@area_required(PageAreaChoices.LOYALTY)
 def overview(request: HttpRequest) -> HttpResponse:
     """The programme's headline figures: members per tier, points issued, redeemed, expired and
     outstanding, the liability in money, the redemption rate, points per month."""
@@ -449,7 +449,7 @@ def coupon_codes_csv(template: CouponTemplate, codes: Iterable[Coupon]) -> bytes
     return buffer.getvalue().encode("utf-8-sig")
 
 
-@staff_required
+@area_required(PageAreaChoices.LOYALTY)
 def coupon_codes_export(request: HttpRequest, template_id: int) -> HttpResponse:
     """The codes of a template (``?since=`` one batch) as a CSV download."""
     template = get_object_or_404(CouponTemplate, pk=template_id)

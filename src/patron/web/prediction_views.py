@@ -47,11 +47,13 @@ from patron.analytics.prediction_selectors import (
 )
 from patron.analytics.selectors import churn_reasons, prediction_settings, value_at_risk
 from patron.core.money import default_currency
+from patron.core.roles import PageAreaChoices
+from patron.privacy.access import csv_for
 from patron.web import prediction_charts as charts
 from patron.web.analytics_views import _run_or_404
 from patron.web.formatting import format_count, format_number, format_percent
 from patron.web.prediction_forms import ChurnFilterForm
-from patron.web.views import CUSTOMERS_PER_PAGE, staff_required
+from patron.web.views import CUSTOMERS_PER_PAGE, area_required
 
 #: Customers in the CLV page's top list.
 TOP_CUSTOMERS = 20
@@ -77,7 +79,7 @@ def _models_context(run: AnalysisRun) -> dict[str, Any]:
 # --- CLV -----------------------------------------------------------------------------------
 
 
-@staff_required
+@area_required(PageAreaChoices.ANALYTICS)
 def clv(request: HttpRequest) -> HttpResponse:
     """Customer lifetime value of a run: distribution, customer equity, mean and median,
     equity per segment or first-order channel (``?by=``), and the top customers."""
@@ -187,7 +189,7 @@ def churn_score_rows(model_run: ModelRun) -> list[dict[str, Any]]:
     return rows
 
 
-@staff_required
+@area_required(PageAreaChoices.ANALYTICS)
 def churn(request: HttpRequest) -> HttpResponse:
     """Customers by value at risk (CLV × churn probability), 25 a page, with their churn
     probability, CLV, P(alive) and reasons; filters; the churn model's validation metrics."""
@@ -266,7 +268,7 @@ def churn_audience_csv(rows: QuerySet[CustomerAnalysis], language: str | None) -
     return buffer.getvalue().encode("utf-8-sig")
 
 
-@staff_required
+@area_required(PageAreaChoices.ANALYTICS)
 def churn_export(request: HttpRequest) -> HttpResponse:
     """The churn list as filtered on the page, every page of it, as a CSV campaign audience."""
     run = _run_or_404(request)
@@ -282,9 +284,11 @@ def churn_export(request: HttpRequest) -> HttpResponse:
             status=400,
             content_type="text/plain; charset=utf-8",
         )
-    response = HttpResponse(
-        churn_audience_csv(rows, get_language()), content_type="text/csv; charset=utf-8"
+    # Masked for roles that may not read personal data; a plain download is audited.
+    content = csv_for(
+        churn_audience_csv(rows, get_language()), request.user, purpose="churn audience export"
     )
+    response = HttpResponse(content, content_type="text/csv; charset=utf-8")
     filename = f"patron-run{run.pk}-churn-audience.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -293,7 +297,7 @@ def churn_export(request: HttpRequest) -> HttpResponse:
 # --- model runs ----------------------------------------------------------------------------
 
 
-@staff_required
+@area_required(PageAreaChoices.ANALYTICS)
 def model_list(request: HttpRequest) -> HttpResponse:
     """Every model run of the latest analyses, newest first, with its status and headline fit."""
     return render(
@@ -393,7 +397,7 @@ def parameter_rows(
     return rows
 
 
-@staff_required
+@area_required(PageAreaChoices.ANALYTICS)
 def model_detail(request: HttpRequest, model_run_id: int) -> HttpResponse:
     """One model run: data window, parameters with standard errors, log-likelihood, metrics
     and the fit plots (frequency histogram; tracking and conditional expectations when it was

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
-from patron.core.roles import StaffRoleChoices, has_any_role
+from patron.core.roles import PageAreaChoices, StaffRoleChoices, has_any_role
 from patron.customers.models import Customer
 from patron.customers.selectors import get_customer
 from patron.privacy.audit import audit_events, request_actor
@@ -41,7 +41,7 @@ from patron.web.privacy_forms import (
     key_label,
     parse_key,
 )
-from patron.web.views import staff_required
+from patron.web.views import area_required
 
 AUDIT_EVENTS_PER_PAGE = 50
 CONSENT_HISTORY_SHOWN = 50
@@ -78,7 +78,7 @@ def _key_of(item: ConsentStatus | ConsentEvent) -> ConsentKey:
     return ConsentKey(item.purpose, item.channel)
 
 
-@staff_required
+@area_required(PageAreaChoices.CUSTOMERS)
 def consent_decision(request: HttpRequest, external_id: str) -> HttpResponse:
     """Record a grant or withdrawal taken by a staff member (form POST of the consent panel),
     then go back to the customer page with a message saying what happened."""
@@ -133,7 +133,7 @@ def _day_start(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time()), timezone.get_default_timezone())
 
 
-@staff_required
+@area_required(PageAreaChoices.PRIVACY)
 def audit_log(request: HttpRequest) -> HttpResponse:
     """The audit log, newest first, filterable by action, actor, customer and days (in the
     shop's time zone), 50 a page. Administrators only (403 for other staff)."""

@@ -10,9 +10,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy
 
+from patron.core.roles import PageAreaChoices
 from patron.recommend.models import TrainingRun
 from patron.recommend.selectors import latest_training_run, strongest_rules, training_runs
-from patron.web.views import staff_required
+from patron.web.views import area_required
 
 RULES_SHOWN = 20
 RUNS_SHOWN = 10
@@ -54,7 +55,7 @@ def report_rows(run: TrainingRun) -> list[ReportRow]:
     ]
 
 
-@staff_required
+@area_required(PageAreaChoices.RECOMMENDATIONS)
 def recommendations_page(request: HttpRequest) -> HttpResponse:
     """The latest training's evaluation report (metrics per recommender), its strongest
     bought-together rules and the latest runs."""

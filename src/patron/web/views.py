@@ -22,6 +22,8 @@ from patron.analytics.selectors import (
     value_at_risk,
 )
 from patron.core.money import default_currency
+from patron.core.roles import PageAreaChoices, may_open
+from patron.customers.choices import IdentityKindChoices
 from patron.customers.models import Customer
 from patron.customers.selectors import get_customer, search_customers
 from patron.loyalty.selectors import member_summary
@@ -34,6 +36,7 @@ from patron.orders.selectors import (
     weekly_orders_revenue,
     with_order_stats,
 )
+from patron.privacy.access import customer_view, customers_view, identities_view
 from patron.web.charts import weekly_orders_revenue_figure
 from patron.web.recommend_panel import customer_recommendations
 
@@ -61,7 +64,31 @@ def staff_required(view: View) -> View:
     return wrapper
 
 
-@staff_required
+def area_required(area: str) -> Callable[[View], View]:
+    """Like :func:`staff_required`, and refuse (403) staff whose roles may not open ``area``
+    (``patron.core.roles.PAGE_AREAS``)."""
+    if area not in PageAreaChoices.values:
+        raise ValueError(f"unknown page area {area!r}")
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            # Runs inside staff_required: the user is signed-in, active staff.
+            if not may_open(request.user, area):
+                raise PermissionDenied(f"your role may not open the {area} pages")
+            return view(request, *args, **kwargs)
+
+        return staff_required(wrapper)
+
+    return decorate
+
+
+#: Why the customer pages read personal data (named in the ``pii_read`` audit events).
+CUSTOMER_LIST_PURPOSE = "customer list page"
+CUSTOMER_PAGE_PURPOSE = "customer page"
+
+
+@area_required(PageAreaChoices.OVERVIEW)
 def overview(request: HttpRequest) -> HttpResponse:
     """Headline figures of the shop and the weekly orders and revenue chart."""
     now = timezone.now()
@@ -83,7 +110,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     )
 
 
-@staff_required
+@area_required(PageAreaChoices.CUSTOMERS)
 def customer_list(request: HttpRequest) -> HttpResponse:
     """Customers, newest first, searchable by an exact full name, e-mail, phone or external id
     (personal data is encrypted: ``search_customers`` matches blind indexes), paged."""
@@ -94,20 +121,22 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     customers = with_order_stats(
         Customer.objects.filter(pk__in=[customer.pk for customer in page.object_list])
     ).order_by("-pk")
+    rows = list(customers)
+    shown = customers_view(rows, request.user, purpose=CUSTOMER_LIST_PURPOSE)
     return render(
         request,
         "web/customer_list.html",
         {
             "query": query,
             "page": page,
-            "customers": customers,
+            "customers": [(customer, shown[customer.pk]) for customer in rows],
             "currency": default_currency(),
             "nav": "customers",
         },
     )
 
 
-@staff_required
+@area_required(PageAreaChoices.CUSTOMERS)
 def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
     """One customer: profile, identities, lifetime totals, the latest analysis's scores, the
     loyalty membership (tier, balances, next expiry, latest ledger entries), orders with lines,
@@ -130,6 +159,7 @@ def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
         "web/customer_detail.html",
         {
             "customer": customer,
+            "person": customer_view(customer, request.user, purpose=CUSTOMER_PAGE_PURPOSE),
             "lifetime": customer_lifetime(customer),
             "analysis": analysis,
             "behaviour_segment": behaviour,
@@ -142,7 +172,16 @@ def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
             ),
             "loyalty": member_summary(customer, entries=LEDGER_ENTRIES_SHOWN),
             "recommendations": customer_recommendations(customer),
-            "identities": customer.identities.order_by("kind", "value"),
+            "identities": [
+                {"kind": kind, "label": IdentityKindChoices(kind).label, "value": value}
+                for kind, value in identities_view(
+                    [
+                        (identity.kind, identity.identifier)
+                        for identity in customer.identities.order_by("kind", "value")
+                    ],
+                    request.user,
+                )
+            ],
             "orders": orders,
             "orders_limit": ORDERS_SHOWN,
             "events": customer_events(customer, limit=EVENTS_SHOWN),

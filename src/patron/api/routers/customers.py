@@ -22,6 +22,11 @@ from patron.core.money import default_currency
 from patron.customers.models import Customer
 from patron.customers.selectors import get_customer, search_customers
 from patron.orders.selectors import with_order_stats
+from patron.privacy.access import PersonalData, customers_view, identities_view
+
+#: Why the API reads personal data (named in the ``pii_read`` audit events).
+LIST_PURPOSE = "api customer list"
+DETAIL_PURPOSE = "api customer detail"
 
 router = Router(tags=["customers"])
 
@@ -36,13 +41,29 @@ class IdentityOut(Schema):
     value: str
 
 
+def _personal(obj: Any) -> PersonalData:
+    """The personal data the handler attached for the caller (:func:`_attach_personal`)."""
+    personal: PersonalData = obj.personal_data
+    return personal
+
+
+def _attach_personal(request: HttpRequest, customers: list[Customer], purpose: str) -> None:
+    """Give each customer the personal data the caller may see (masked or plain; a plain
+    read is audited once for the response)."""
+    # The token's user, or the staff session's: its role decides.
+    user = getattr(request, "auth", None) or request.user
+    shown = customers_view(customers, user, purpose=purpose)
+    for customer in customers:
+        customer.personal_data = shown[customer.pk]  # type: ignore[attr-defined]
+
+
 class CustomerSummaryOut(Schema):
     """A customer in a list, with lifetime order figures (cancelled orders do not count)."""
 
     external_id: str
-    name: str
-    email: str
-    phone: str
+    name: str = Field(description="Masked (张*) unless the caller's role reads personal data")
+    email: str = Field(description="Masked (z***@qq.com) unless the caller's role may read it")
+    phone: str = Field(description="Masked (138****5678) unless the caller's role may read it")
     province: str
     city: str
     signup_channel: str
@@ -55,6 +76,18 @@ class CustomerSummaryOut(Schema):
     currency: str = Field(description="ISO 4217 currency of the amounts", examples=["CNY"])
     first_order_at: ShopDateTime | None
     last_order_at: ShopDateTime | None
+
+    @staticmethod
+    def resolve_name(obj: Any) -> str:
+        return _personal(obj).name
+
+    @staticmethod
+    def resolve_email(obj: Any) -> str:
+        return _personal(obj).email
+
+    @staticmethod
+    def resolve_phone(obj: Any) -> str:
+        return _personal(obj).phone
 
     @staticmethod
     def resolve_total_spent(obj: Any) -> str:
@@ -126,8 +159,10 @@ class CustomerOut(CustomerSummaryOut):
     (``patron analyze``; null fields when not analysed: no run yet, or no counted order by its
     as-of day)."""
 
-    birthday: date | None
-    address: str
+    birthday: str | None = Field(
+        description="YYYY-MM-DD, or ****-MM-DD (year masked) for roles that see masked data"
+    )
+    address: str = Field(description="Masked after the district for roles that see masked data")
     gender: str
     identities: list[IdentityOut]
     rfm: RfmOut | None
@@ -140,16 +175,22 @@ class CustomerOut(CustomerSummaryOut):
     churn: ChurnOut | None = Field(description="Null when not analysed or the model not fitted")
 
     @staticmethod
+    def resolve_birthday(obj: Any) -> str | None:
+        return _personal(obj).birthday or None
+
+    @staticmethod
+    def resolve_address(obj: Any) -> str:
+        return _personal(obj).address
+
+    @staticmethod
     def resolve_identities(obj: Customer) -> list[IdentityOut]:
         # E-mail and phone identities are stored as a blind index plus the encrypted value:
-        # ``identifier`` is the normalised value itself.
-        return sorted(
-            (
-                IdentityOut(kind=identity.kind, value=identity.identifier)
-                for identity in obj.identities.all()
-            ),
-            key=lambda identity: (identity.kind, identity.value),
-        )
+        # ``identifier`` is the normalised value itself. Sorted before masking, so the
+        # order does not depend on the caller's role.
+        pairs = sorted((identity.kind, identity.identifier) for identity in obj.identities.all())
+        if _personal(obj).masked:
+            pairs = identities_view(pairs, None)
+        return [IdentityOut(kind=kind, value=value) for kind, value in pairs]
 
     @staticmethod
     def resolve_rfm(obj: Customer) -> RfmOut | None:
@@ -255,8 +296,10 @@ def list_customers(
     """Customers matching ``search`` (all customers when empty), newest first, one page."""
     customers = search_customers(search)
     offset = (page - 1) * page_size
+    items = list(with_order_stats(customers)[offset : offset + page_size])
+    _attach_personal(request, items, LIST_PURPOSE)
     return {
-        "items": list(with_order_stats(customers)[offset : offset + page_size]),
+        "items": items,
         "count": customers.count(),
         "page": page,
         "page_size": page_size,
@@ -275,6 +318,8 @@ def retrieve_customer(request: HttpRequest, external_id: str) -> Customer:
     except Customer.DoesNotExist as error:
         message = f"No customer with external id {external_id!r}."
         raise ApiError(404, "not_found", message) from error
-    return with_latest_analysis(
+    found = with_latest_analysis(
         with_order_stats(Customer.objects.filter(pk=customer.pk)).prefetch_related("identities")
     ).get()
+    _attach_personal(request, [found], DETAIL_PURPOSE)
+    return found
