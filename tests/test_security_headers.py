@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.http import HttpRequest, HttpResponse
 from django.template import engines
 from django.test import Client, RequestFactory
@@ -24,7 +24,10 @@ def plain_static_storage(settings: Settings) -> None:
 @pytest.fixture
 def staff_client(db: None) -> Client:
     client = Client()
-    client.force_login(User.objects.create_user("sec", password="x-pass-1", is_staff=True))
+    user = User.objects.create_user("sec", password="x-pass-1", is_staff=True)
+    # Pages open by role: an administrator may open them all.
+    user.groups.add(Group.objects.get_or_create(name="admin")[0])
+    client.force_login(user)
     return client
 
 
@@ -121,7 +124,10 @@ def test_charts_draw_under_the_policy_without_a_violation(live_server: object) -
     from tests.web.browser import CHROMIUM, logged_in_page
     from tests.web.conftest import STAFF_PASSWORD, make_small_shop
 
-    User.objects.create_user("mei", password=STAFF_PASSWORD, is_staff=True)
+    user = User.objects.create_user("mei", password=STAFF_PASSWORD, is_staff=True)
+    # Pages open by role; get_or_create: the live server's flushes drop the
+    # migration's groups.
+    user.groups.add(Group.objects.get_or_create(name="admin")[0])
     make_small_shop(timezone.now())
     require(CHROMIUM.exists(), f"Debian's chromium is not installed at {CHROMIUM}")
     from playwright.sync_api import expect

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.db import connection
 
 from patron.analytics.choices import RfmSegmentChoices
@@ -43,7 +43,10 @@ def test_analytics_pages_draw_their_charts_in_both_languages(
     live_server: object, artifacts_dir: Path, analytics_world: DemoWorld
 ) -> None:
     # given an analysed demo shop (two runs) and a staff user, created before the browser
-    User.objects.create_user("mei", password=STAFF_PASSWORD, is_staff=True)
+    user = User.objects.create_user("mei", password=STAFF_PASSWORD, is_staff=True)
+    # Pages open by role; get_or_create: the live server's flushes drop the
+    # migration's groups.
+    user.groups.add(Group.objects.get_or_create(name="admin")[0])
     shop = make_analysed_shop(analytics_world)
     segment, segment_size = _largest_segment(shop.latest.pk)
     segment_label = str(RfmSegmentChoices(segment).label)
@@ -160,7 +163,10 @@ def test_prediction_pages_draw_their_charts_in_both_languages(
         read_rows,
     )
 
-    User.objects.create_user("mei", password=STAFF_PASSWORD, is_staff=True)
+    user = User.objects.create_user("mei", password=STAFF_PASSWORD, is_staff=True)
+    # Pages open by role; get_or_create: the live server's flushes drop the
+    # migration's groups.
+    user.groups.add(Group.objects.get_or_create(name="admin")[0])
     _import(analytics_world)
     run: AnalysisRun = run_analysis(
         triggered_by="test",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from tests.conftest import require
@@ -24,7 +24,10 @@ def test_staff_logs_in_switches_language_finds_a_customer_and_opens_the_page(
     live_server: object, artifacts_dir: Path
 ) -> None:
     # given a staff user and a small shop (created before the browser's event loop starts)
-    User.objects.create_user("mei", password=STAFF_PASSWORD, is_staff=True)
+    user = User.objects.create_user("mei", password=STAFF_PASSWORD, is_staff=True)
+    # Pages open by role; get_or_create: the live server's flushes drop the
+    # migration's groups.
+    user.groups.add(Group.objects.get_or_create(name="admin")[0])
     make_small_shop(timezone.now())
     base = str(live_server.url)  # type: ignore[attr-defined]
     shots = artifacts_dir / "browser"

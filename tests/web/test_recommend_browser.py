@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 
 from patron.demo.generator import DemoWorld
 from patron.recommend.models import Recommendation
@@ -29,7 +29,10 @@ def test_customer_recommendations_and_evaluation_page(
     demo_shop: DemoWorld,  # noqa: F811
 ) -> None:
     # given a trained demo shop and a customer with a precomputed list
-    User.objects.create_user("lin", password=STAFF_PASSWORD, is_staff=True)
+    user = User.objects.create_user("lin", password=STAFF_PASSWORD, is_staff=True)
+    # Pages open by role; get_or_create: the live server's flushes drop the
+    # migration's groups.
+    user.groups.add(Group.objects.get_or_create(name="admin")[0])
     run = train_recommendations(triggered_by="test")
     first = (
         Recommendation.objects.filter(run=run, rank=1)
