@@ -137,7 +137,6 @@ def insert(instances: Sequence[ModelT]) -> list[ModelT]:
     model = type(instances[0])
     statement = _insert_statement(model, connection.vendor)
     _, rows, values = insert_parts(instances)
-    pk_attname = model._meta.pk.attname
     with connection.cursor() as cursor:
         if connection.features.can_return_rows_from_bulk_insert:
             cursor.execute(f"{statement.sql} {rows} {statement.returning}", values)
@@ -153,10 +152,16 @@ def insert(instances: Sequence[ModelT]) -> list[ModelT]:
                 )
                 keys.append(cursor.lastrowid)
     for instance, key in zip(instances, keys, strict=True):
-        setattr(instance, pk_attname, key)
-        instance._state.adding = False
-        instance._state.db = connection.alias
+        mark_saved(instance, key)
     return list(instances)
+
+
+def mark_saved(instance: models.Model, key: Any) -> None:
+    """Give ``instance`` the primary key its row got and mark it as stored, as ``save()``
+    does, for rows written by hand-written SQL."""
+    setattr(instance, instance._meta.pk.attname, key)
+    instance._state.adding = False
+    instance._state.db = connection.alias
 
 
 def insert_parts(instances: Sequence[models.Model]) -> tuple[str, str, list[Any]]:

@@ -34,7 +34,16 @@ from django.db.models import Q
 from django.utils import timezone
 
 from patron.core.bulk import insert_models, update_integers
-from patron.core.sql import columns, fetch_all, fetch_one, increment, insert, insert_parts, quote
+from patron.core.sql import (
+    columns,
+    fetch_all,
+    fetch_one,
+    increment,
+    insert,
+    insert_parts,
+    mark_saved,
+    quote,
+)
 from patron.loyalty.errors import (
     IdempotencyConflictError,
     InsufficientPointsError,
@@ -1138,15 +1147,11 @@ def _write_redemption(entry: LedgerTransaction, member: Member, points: int) -> 
     )
     if not rows:
         return False
-    entry.pk = rows[0][0]
-    entry._state.adding = False
-    entry._state.db = connection.alias
+    mark_saved(entry, rows[0][0])
     postings = []
     for _, posting_id, account, amount in rows:
         written = Posting(transaction=entry, member=member, account=account, points=amount)
-        written.pk = posting_id
-        written._state.adding = False
-        written._state.db = connection.alias
+        mark_saved(written, posting_id)
         postings.append(written)
     _remember_postings(entry, postings)
     return True

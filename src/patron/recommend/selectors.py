@@ -117,15 +117,6 @@ def training_runs(limit: int = 20) -> list[TrainingRun]:
     return list(TrainingRun.objects.order_by("-started_at", "-id")[:limit])
 
 
-def dismissed_product_ids(customer: Customer) -> set[int]:
-    """Products the customer dismissed (feedback ``dismissed``)."""
-    return set(
-        RecommendationFeedback.objects.filter(
-            customer=customer, kind=FeedbackKindChoices.DISMISSED
-        ).values_list("product_id", flat=True)
-    )
-
-
 def excluded_product_ids(customer: Customer) -> set[int]:
     """What the serving rules keep from the customer: bought products (but those of
     repeat-purchase categories) and dismissed ones. One statement of SQL."""
