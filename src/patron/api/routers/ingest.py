@@ -156,7 +156,8 @@ def _import(request: HttpRequest, kind: RecordKind, strict: bool) -> dict[str, A
     try:
         summary = import_records(kind, records, options=ImportOptions(source="api", strict=strict))
     except ImportFileError as error:
-        raise ApiError(422, "invalid_request", str(error).removeprefix("api: ")) from error
+        # The batch as a whole is at fault (no records, a required column missing).
+        raise _body_error(str(error).removeprefix("api: ")) from error
     if not summary.written:
         raise ApiError(
             422,
