@@ -28,6 +28,9 @@ PAGE_AREA_OF: dict[str, str] = {
     "customer_list": PageAreaChoices.CUSTOMERS,
     "customer_detail": PageAreaChoices.CUSTOMERS,
     "consent_decision": PageAreaChoices.CUSTOMERS,
+    "customer_correction": PageAreaChoices.CUSTOMERS,
+    "customer_export": PageAreaChoices.CUSTOMERS,
+    "customer_erasure": PageAreaChoices.CUSTOMERS,
     "analytics_segments": PageAreaChoices.ANALYTICS,
     "analytics_segment_customers": PageAreaChoices.ANALYTICS,
     "analytics_segment_export": PageAreaChoices.ANALYTICS,
@@ -51,13 +54,20 @@ PAGE_AREA_OF: dict[str, str] = {
     "loyalty_coupon_template": PageAreaChoices.LOYALTY,
     "loyalty_coupon_codes_export": PageAreaChoices.LOYALTY,
     "audit_log": PageAreaChoices.PRIVACY,
+    "privacy_requests": PageAreaChoices.PRIVACY,
+    "privacy_request_status": PageAreaChoices.PRIVACY,
 }
 #: Pages outside the role matrix: signing in and out are for everyone.
 PUBLIC_PAGES = {"login", "logout"}
-#: What an allowed GET answers where it is not 200: the consent form only takes a POST;
-#: the two rule forms send a GET back to the rules page.
+#: What an allowed GET answers where it is not 200: the consent, correction, export,
+#: erasure and request status forms only take a POST; the two rule forms send a GET back to
+#: the rules page. (Who may POST them: tests/web/test_privacy_request_pages.py.)
 ALLOWED_STATUS = {
     "consent_decision": 405,
+    "customer_correction": 405,
+    "customer_export": 405,
+    "customer_erasure": 405,
+    "privacy_request_status": 405,
     "loyalty_promotion_add": 302,
     "loyalty_category_multiplier_set": 302,
 }
@@ -89,6 +99,10 @@ def page_addresses(shop: AnalysedShop) -> dict[str, str]:
     args: dict[str, list[object]] = {
         "customer_detail": [customer.external_id],
         "consent_decision": [customer.external_id],
+        "customer_correction": [customer.external_id],
+        "customer_export": [customer.external_id],
+        "customer_erasure": [customer.external_id],
+        "privacy_request_status": [1],
         "analytics_segment_customers": ["rfm", "champions"],
         "analytics_segment_export": ["rfm", "champions"],
         "analytics_model_detail": [model_run.pk],

@@ -22,6 +22,21 @@ urlpatterns = [
         privacy_views.consent_decision,
         name="consent_decision",
     ),
+    path(
+        "customers/<path:external_id>/correction/",
+        privacy_views.customer_correction,
+        name="customer_correction",
+    ),
+    path(
+        "customers/<path:external_id>/export/",
+        privacy_views.customer_export,
+        name="customer_export",
+    ),
+    path(
+        "customers/<path:external_id>/erasure/",
+        privacy_views.customer_erasure,
+        name="customer_erasure",
+    ),
     path("customers/<path:external_id>/", views.customer_detail, name="customer_detail"),
     path("analytics/segments/", analytics_views.segments, name="analytics_segments"),
     path(
@@ -82,6 +97,12 @@ urlpatterns = [
         name="loyalty_coupon_codes_export",
     ),
     path("privacy/audit/", privacy_views.audit_log, name="audit_log"),
+    path("privacy/requests/", privacy_views.privacy_requests, name="privacy_requests"),
+    path(
+        "privacy/requests/<int:request_id>/status/",
+        privacy_views.privacy_request_status,
+        name="privacy_request_status",
+    ),
     path(
         "login/",
         auth_views.LoginView.as_view(
