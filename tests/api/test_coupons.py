@@ -157,3 +157,20 @@ def test_unknown_codes_and_customers(
         headers=bearer,
     )
     assert (response.status_code, response.json()["code"]) == (404, "customer_not_found")
+
+
+def test_a_refusal_naming_no_field_is_a_422_of_the_documented_shape(
+    client: Client, bearer: dict[str, str], codes: dict[str, str]
+) -> None:
+    # given: a code that does not exist (found by the schemathesis run: its 422 had no
+    # ``errors``, which every documented 422 body has)
+    headers = {**bearer, "Idempotency-Key": "r1"}
+    # when
+    status, body = post(client, "/api/v1/coupons/NOSUCHCODE/release", headers, {"order_id": "1"})
+    # then
+    assert status == 422
+    assert body == {
+        "code": "unknown_code",
+        "message": "no coupon has the code 'NOSUCHCODE'",
+        "errors": [],
+    }

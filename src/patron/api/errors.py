@@ -64,7 +64,9 @@ class ValidationErrorOut(ErrorOut):
 
 class ApiError(Exception):
     """An error to answer with ``status`` and the JSON body ``{"code", "message", ...}``;
-    ``headers`` go on the response (``Retry-After`` of a 429)."""
+    ``headers`` go on the response (``Retry-After`` of a 429). A 422 always carries
+    ``errors`` (:class:`ValidationErrorOut`, as every 422 is documented): the fields at
+    fault, or an empty list for a refusal that names none."""
 
     def __init__(
         self,
@@ -80,6 +82,8 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = headers or {}
+        if status == 422:
+            extra.setdefault("errors", [])
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
