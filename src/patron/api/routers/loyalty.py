@@ -780,9 +780,8 @@ def redeem(
     is short; a reward the member may not have is 409 (stock, limit) or 422 (tier, segment,
     validity) with the reason as ``code``. Needs an ``Idempotency-Key``."""
     if (body.points is None) == (body.reward_id is None):
-        raise ApiError(
-            422, "invalid_request", "Send either points or reward_id (exactly one of them)."
-        )
+        # Neither field alone is at fault: the body as a whole names the error.
+        raise invalid_request([("", "Send either points or reward_id (exactly one of them).")])
     member = _member(customer_external_id)
     key = _ledger_key(request, "redeem", member)
     try:
