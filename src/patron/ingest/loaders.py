@@ -50,6 +50,7 @@ from patron.customers.resolution import (
 )
 from patron.ingest.readers import ROW
 from patron.orders.models import Event, Order, OrderLine, Refund
+from patron.privacy.erasure import erased_customer_keys
 from patron.privacy.pii.fields import refresh_blind_indexes
 
 INSERTED, UPDATED, UNCHANGED = "inserted", "updated", "unchanged"
@@ -92,8 +93,9 @@ def _money_equal(left: pl.Expr, right: pl.Expr) -> pl.Expr:
 def resolve_customer_ids(external_ids: pl.Series) -> tuple[pl.DataFrame, int]:
     """Map external customer ids to customer keys, creating customers named only by id.
 
-    Ids merged into another customer resolve to the survivor. Returns a frame
-    ``(customer_id, customer_pk)`` and the number of customers created.
+    Ids merged into another customer resolve to the survivor, ids erased at the customer's
+    request to their pseudonymous record. Returns a frame ``(customer_id, customer_pk)`` and
+    the number of customers created.
     """
     wanted = external_ids.drop_nulls().unique().to_list()
     found: dict[str, int] = dict(
@@ -107,6 +109,12 @@ def resolve_customer_ids(external_ids: pl.Series) -> tuple[pl.DataFrame, int]:
         ).iter_rows()
     )
     missing = sorted(set(wanted) - found.keys())
+    # An erased customer's old id names its pseudonymous record: its orders and events stay
+    # there instead of bringing the id back as a new customer.
+    erased = erased_customer_keys(missing)
+    if erased:
+        found.update(erased)
+        missing = [external_id for external_id in missing if external_id not in erased]
     if missing:
         ids = reserve_ids(Customer._meta.db_table, len(missing))
         now = _now()
@@ -965,6 +973,11 @@ def _profile(customer: Customer) -> tuple[Any, ...]:
 
 # --- customers ------------------------------------------------------------------------------
 
+#: Why a customer row of an erased customer is rejected (names no value).
+ERASED_REASON = (
+    "this customer's personal data was erased at their request; it is not imported again"
+)
+
 
 class CustomerLoader:
     """Customers upserted with identity resolution by external id, then e-mail, then phone.
@@ -978,7 +991,7 @@ class CustomerLoader:
         self.next_temporary_key = 0
 
     def load(self, good: pl.DataFrame) -> BatchResult:
-        rows, rejected = self._normalise(good)
+        rows, rejected = self._refuse_erased(*self._normalise(good))
         keys: dict[tuple[str, str], int] = {}
         for kind, column in (
             (_EXTERNAL_ID, "customer_id"),
@@ -1126,6 +1139,25 @@ class CustomerLoader:
         if "tags" in self.given and row["tags"] is not None:
             values["tags"] = _parse_tags(row["tags"])
         return values
+
+    @staticmethod
+    def _refuse_erased(
+        rows: pl.DataFrame, rejected: pl.DataFrame
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Reject the rows of customers erased at their request: their personal data must not
+        come back with the shop's next full export."""
+        erased = erased_customer_keys(rows.get_column("customer_id").unique().to_list())
+        if not erased:
+            return rows, rejected
+        refused = rows.filter(pl.col("customer_id").is_in(list(erased)))
+        reasons = refused.select(
+            pl.col(ROW),
+            pl.lit("customer_id").alias("field"),
+            pl.lit(ERASED_REASON).alias("reason"),
+        )
+        return rows.filter(pl.col("customer_id").is_in(list(erased)).not_()), pl.concat(
+            [rejected, reasons]
+        )
 
     def _normalise(self, good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         problems: list[tuple[int, str, str]] = []

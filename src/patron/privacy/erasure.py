@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from django.apps import apps
 from django.db import transaction
 from django.db.models import Q
 
+from patron.core.bulk import chunks
 from patron.customers.choices import GenderChoices, IdentityKindChoices
 from patron.customers.models import Customer, CustomerIdentity, CustomerMerge
 from patron.orders.models import Event
@@ -62,6 +64,26 @@ def erased_customer_for(external_id: str) -> Customer | None:
         .first()
     )
     return None if record is None else record.customer
+
+
+def erased_customer_keys(external_ids: Collection[str]) -> dict[str, int]:
+    """The pseudonymous customer's key of each of the shop's ids ``external_ids`` that was
+    erased (the others are left out). Costs one ``EXISTS`` query while nobody was ever erased;
+    otherwise a keyed hash per id and one query per :data:`~patron.core.bulk.IN_CHUNK` ids."""
+    if not external_ids or not ErasedIdentifier.objects.exists():
+        return {}
+    by_index = {
+        index: external_id
+        for external_id in external_ids
+        for index in blind_index_candidates(ERASED_ID_PURPOSE, external_id)
+    }
+    found: dict[str, int] = {}
+    for chunk in chunks(list(by_index)):
+        for index, customer_pk in ErasedIdentifier.objects.filter(index__in=chunk).values_list(
+            "index", "customer_id"
+        ):
+            found[by_index[index]] = customer_pk
+    return found
 
 
 def personal_values(customer: Customer) -> list[str]:
