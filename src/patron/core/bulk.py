@@ -323,25 +323,29 @@ SET_BASED_CHECK_MIN_ROWS = 20_000
 
 
 def suspend_checks(tables: Sequence[str], incoming: int) -> list[tuple[str, str]]:
-    """On PostgreSQL, drop the foreign keys and the plain (non-unique) indexes of ``tables``
-    for a load of ``incoming`` new rows into the first of them; :func:`restore_checks` adds
-    them back before the commit.
+    """Drop the plain (non-unique) indexes of ``tables``, and on PostgreSQL their foreign
+    keys too, for a load of ``incoming`` new rows into the first of them;
+    :func:`restore_checks` adds them back before the commit.
 
-    This is PostgreSQL's own advice for populating a database ("Remove Indexes", "Remove
-    Foreign Key Constraints"): a foreign key is checked by a trigger per inserted row
-    (deferred ones all at commit), which took longer than the load itself, and a B-tree
-    fed one random key at a time costs more than one sorted build. Adding the constraint
-    back checks every row in one join, inside the same transaction: a violation fails the
-    import, and any rollback brings constraints and indexes back unchanged. Unique indexes
-    stay, so duplicates are refused as they arrive.
+    This is both databases' advice for populating a table (PostgreSQL's "Remove Indexes",
+    "Remove Foreign Key Constraints"; SQLite builds an index by one sort): a B-tree fed one
+    random key at a time costs more than one sorted build, and on PostgreSQL a foreign key
+    is checked by a trigger per inserted row, which took longer than the load itself.
+    Adding a constraint back checks every row in one join, inside the same transaction: a
+    violation fails the import, and any rollback brings constraints and indexes back
+    unchanged. Unique indexes stay, so duplicates are refused as they arrive. SQLite's
+    foreign keys are part of the table and stay (they are checked per row, cheaply).
 
     It runs only when ``incoming`` rows are many and at least a quarter of what the first
-    table holds (the re-check and the rebuild read whole tables), and the tables are locked
-    against readers until the import ends. Returns the SQL that restores what was dropped
-    as ``(table, statement)`` pairs (none on SQLite, whose checks are cheap).
+    table holds (the re-check and the rebuild read whole tables). The tables are locked
+    against other writers until the import ends (PostgreSQL: against readers too; SQLite's
+    readers keep the snapshot from before the import, indexes included). Returns the SQL
+    that restores what was dropped as ``(table, statement)`` pairs.
     """
-    if not is_postgres() or incoming < SET_BASED_CHECK_MIN_ROWS:
+    if incoming < SET_BASED_CHECK_MIN_ROWS:
         return []
+    if not is_postgres():
+        return _suspend_sqlite_indexes(tables, incoming)
     quote = connection.ops.quote_name
     restore: list[tuple[str, str]] = []
     drops: list[str] = []
@@ -380,14 +384,42 @@ def suspend_checks(tables: Sequence[str], incoming: int) -> list[tuple[str, str]
     return restore
 
 
+def _suspend_sqlite_indexes(tables: Sequence[str], incoming: int) -> list[tuple[str, str]]:
+    """SQLite's part of :func:`suspend_checks`: the indexes made by ``CREATE INDEX`` that are
+    not unique (a unique constraint's automatic index has no SQL to restore it from)."""
+    quote = connection.ops.quote_name
+    restore: list[tuple[str, str]] = []
+    with connection.cursor() as cursor:
+        # The write lock is held from the transaction's start (IMMEDIATE): the count holds.
+        cursor.execute(f"SELECT count(*) FROM {quote(tables[0])}")
+        row = cursor.fetchone()
+        if row is None or incoming * 4 < int(row[0]):
+            return []
+        for table in tables:
+            cursor.execute(
+                "SELECT master.name, master.sql FROM sqlite_master AS master "
+                "JOIN pragma_index_list(%s) AS listed ON listed.name = master.name "
+                "WHERE master.type = 'index' AND master.sql IS NOT NULL "
+                'AND NOT listed."unique" ORDER BY master.name',
+                [table],
+            )
+            for name, definition in cursor.fetchall():
+                cursor.execute(f"DROP INDEX {quote(name)}")
+                restore.append((table, definition))
+    return restore
+
+
 def restore_checks(restore: Sequence[tuple[str, str]]) -> None:
     """Rebuild the indexes and re-add (so re-check) the foreign keys that
     :func:`suspend_checks` dropped."""
     with connection.cursor() as cursor:
-        # Sorted index builds in memory; for this transaction only.
-        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        if is_postgres():
+            # Sorted index builds in memory; for this transaction only.
+            cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
         for _, statement in restore:
             cursor.execute(statement)
+        if not is_postgres():
+            return
         # Fresh statistics for the planner (and for the next import's decision above).
         for table in dict.fromkeys(table for table, _ in restore):
             cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")

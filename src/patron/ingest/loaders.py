@@ -301,23 +301,32 @@ class OrderLoader:
         self.suspended = []
         # Only in a transaction of its own: within a caller's, earlier writes may have left
         # pending trigger events, and the lock would outlive the import.
-        if not is_postgres() or len(connection.atomic_blocks) != 1:
+        if len(connection.atomic_blocks) != 1:
             return
         order_ids = good.get_column("order_id").unique()
         if order_ids.len() < SET_BASED_CHECK_MIN_ROWS:
             return
         quote = connection.ops.quote_name
+        orders = quote(Order._meta.db_table)
         with connection.cursor() as cursor:
-            # Taken before reading the orders: a lock that excludes itself, so two large
-            # imports queue instead of both reading and then deadlocking on the upgrade.
-            cursor.execute(
-                f"LOCK TABLE {quote(Order._meta.db_table)}, {quote(OrderLine._meta.db_table)} "
-                "IN SHARE ROW EXCLUSIVE MODE"
-            )
-            cursor.execute(
-                f"SELECT count(*) FROM {quote(Order._meta.db_table)} WHERE external_id = ANY(%s)",
-                [order_ids.to_list()],
-            )
+            if is_postgres():
+                # Taken before reading the orders: a lock that excludes itself, so two large
+                # imports queue instead of both reading and then deadlocking on the upgrade.
+                # (SQLite's import holds the database's write lock from its start.)
+                cursor.execute(
+                    f"LOCK TABLE {orders}, {quote(OrderLine._meta.db_table)} "
+                    "IN SHARE ROW EXCLUSIVE MODE"
+                )
+                cursor.execute(
+                    f"SELECT count(*) FROM {orders} WHERE external_id = ANY(%s)",
+                    [order_ids.to_list()],
+                )
+            else:
+                cursor.execute(
+                    f"SELECT count(*) FROM {orders} "
+                    "WHERE external_id IN (SELECT value FROM json_each(%s))",
+                    [json.dumps(order_ids.to_list())],
+                )
             row = cursor.fetchone()
         known = int(row[0]) if row else 0
         self.suspended = suspend_checks(
