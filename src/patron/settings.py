@@ -18,6 +18,7 @@
 ``PATRON_CONSENT_DEFAULTS`` consent of undecided customers per purpose (docs/privacy.md)
 ``PATRON_DSR_DEADLINE_DAYS`` days to answer a data subject request (default 15)
 ``PATRON_RETENTION_DAYS`` anonymise customers inactive this many days (default: never)
+``PATRON_IDEMPOTENCY_KEEP`` how long an ``Idempotency-Key``'s answer is kept (default ``24h``)
 """
 
 from __future__ import annotations
@@ -313,6 +314,10 @@ DSR_DEADLINE_DAYS = _env_int("PATRON_DSR_DEADLINE_DAYS", 15)
 RETENTION_DAYS = (
     _env_int("PATRON_RETENTION_DAYS", 0) if os.environ.get("PATRON_RETENTION_DAYS") else None
 )
+
+#: How long the answer to an API write sent with an Idempotency-Key is kept for a retry
+#: (docs/api.md): kept answers may name customers, so they are not kept for ever.
+IDEMPOTENCY_KEEP_SECONDS = _env_seconds("PATRON_IDEMPOTENCY_KEEP", "24h")
 
 LOGGING = {
     "version": 1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from typing import Any
@@ -9,9 +10,11 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
+from patron.api import idempotency
 from patron.api.errors import ApiError
-from patron.api.idempotency import require_idempotency_key
+from patron.api.idempotency import prune_kept_answers, require_idempotency_key
 from patron.api.models import IdempotentRequest
 from patron.api.tokens import create_token, hash_token
 from patron.customers.models import Customer
@@ -131,3 +134,62 @@ def test_an_endpoint_may_require_a_key(rf: Any) -> None:
         require_idempotency_key(rf.post("/api/v1/loyalty/members/1/redemptions"))
     assert refused.value.status == 422
     assert require_idempotency_key(rf.post("/x", headers={"Idempotency-Key": "abc"})) == "abc"
+
+
+def _age(record: IdempotentRequest, hours: float) -> None:
+    """Make ``record`` look ``hours`` old."""
+    IdempotentRequest.objects.filter(pk=record.pk).update(
+        created_at=timezone.now() - dt.timedelta(hours=hours)
+    )
+
+
+def test_a_key_reused_after_it_expired_is_a_new_request(
+    client: Client, bearer: dict[str, str], settings: Any
+) -> None:
+    # given: the first answer was kept 25 hours ago, longer than the 24 kept
+    settings.IDEMPOTENCY_KEEP_SECONDS = 24 * 3600
+    headers = {**bearer, "Idempotency-Key": "sync-2026-12-01"}
+    assert post(client, BATCH, headers).json()["inserted"] == 1
+    _age(IdempotentRequest.objects.get(), hours=25)
+    # when: the same key comes with another body
+    response = post(client, [{"customer_id": "00043", "name": "李娜"}], headers)
+    # then: it runs, and its answer is the one kept now
+    assert response.status_code == 200
+    assert response.json()["inserted"] == 1
+    assert "Idempotent-Replayed" not in response
+    record = IdempotentRequest.objects.get()
+    assert record.created_at > timezone.now() - dt.timedelta(minutes=1)
+
+
+def test_a_retry_within_the_kept_time_is_still_replayed(
+    client: Client, bearer: dict[str, str], settings: Any
+) -> None:
+    # given
+    settings.IDEMPOTENCY_KEEP_SECONDS = 24 * 3600
+    headers = {**bearer, "Idempotency-Key": "sync-2026-12-02"}
+    post(client, BATCH, headers)
+    _age(IdempotentRequest.objects.get(), hours=23)
+    # when
+    again = post(client, BATCH, headers)
+    # then
+    assert again["Idempotent-Replayed"] == "true"
+
+
+def test_expired_answers_are_deleted_and_fresh_ones_kept(
+    client: Client, bearer: dict[str, str], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: two old answers and a fresh one
+    settings.IDEMPOTENCY_KEEP_SECONDS = 3600
+    for number in range(3):
+        post(client, [{"customer_id": f"C-{number}"}], {**bearer, "Idempotency-Key": f"k-{number}"})
+    old = list(IdempotentRequest.objects.order_by("pk"))[:2]
+    for record in old:
+        _age(record, hours=2)
+    # when: the next write finds this process has not pruned for a while
+    monkeypatch.setattr(idempotency, "_last_prune", 0.0)
+    post(client, [{"customer_id": "C-9"}], {**bearer, "Idempotency-Key": "k-9"})
+    # then
+    assert sorted(IdempotentRequest.objects.values_list("key", flat=True)) == ["k-2", "k-9"]
+    # and the function alone reports what it deleted
+    _age(IdempotentRequest.objects.get(key="k-2"), hours=2)
+    assert prune_kept_answers() == 1

@@ -15,17 +15,26 @@ printable ASCII characters, a UUID is usual):
   older version) gets ``409 idempotency_key_in_use``.
 
 Keys are scoped to the credential (the bearer token's hash, or the session's user), so that
-two clients choosing the same key never see each other's answers. Endpoints whose effects must
+two clients choosing the same key never see each other's answers. A key's answer is kept for
+``PATRON_IDEMPOTENCY_KEEP`` (24 hours by default, as payment APIs do): kept answers may name
+customers, so each process deletes the expired ones at most every
+:data:`PRUNE_EVERY_SECONDS` as it answers writes, and a key reused after it expired is a new
+request. Endpoints whose effects must
 never be doubled call :func:`require_idempotency_key`, which refuses a write without one.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import threading
+import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils import timezone
 
 from patron.api.errors import ApiError, error_response
 from patron.api.models import IdempotentRequest
@@ -37,6 +46,38 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 API_PATH_PREFIX = "/api/"
+#: How often one process deletes expired answers (a DELETE on the ``created_at`` index).
+PRUNE_EVERY_SECONDS = 600
+
+_last_prune = 0.0
+_prune_lock = threading.Lock()
+
+
+def keep_until_cutoff(now: dt.datetime | None = None) -> dt.datetime:
+    """Answers kept since before this moment have expired."""
+    return (now or timezone.now()) - dt.timedelta(seconds=settings.IDEMPOTENCY_KEEP_SECONDS)
+
+
+def prune_kept_answers(now: dt.datetime | None = None) -> int:
+    """Delete the keys and kept answers older than ``PATRON_IDEMPOTENCY_KEEP``; the number
+    deleted."""
+    deleted, _ = IdempotentRequest.objects.filter(created_at__lt=keep_until_cutoff(now)).delete()
+    return deleted
+
+
+def _prune_now_and_then() -> None:
+    """:func:`prune_kept_answers` when this process has not for :data:`PRUNE_EVERY_SECONDS`
+    (one thread at a time; the others go on)."""
+    global _last_prune
+    if time.monotonic() - _last_prune < PRUNE_EVERY_SECONDS:
+        return
+    if not _prune_lock.acquire(blocking=False):
+        return
+    try:
+        _last_prune = time.monotonic()
+        prune_kept_answers()
+    finally:
+        _prune_lock.release()
 
 
 def idempotency_key(request: HttpRequest) -> str | None:
@@ -124,6 +165,7 @@ class IdempotencyKeyMiddleware:
             # Nobody to scope the key to: authentication will refuse the request anyway.
             return self.get_response(request)
         fingerprint = hashlib.sha256(request.body).hexdigest()
+        _prune_now_and_then()
         # The key's record, the write and its answer commit together (one commit, not three):
         # a retry racing the first waits on the key's unique index until the first is
         # answered and then gets that answer; a failed write leaves no record behind.
@@ -155,6 +197,10 @@ class IdempotencyKeyMiddleware:
         self, request: HttpRequest, scope: str, key: str, fingerprint: str
     ) -> HttpResponseBase:
         record = IdempotentRequest.objects.filter(scope=scope, key=key).first()
+        if record is not None and record.created_at < keep_until_cutoff():
+            # Expired (not pruned yet): the key is free again.
+            IdempotentRequest.objects.filter(pk=record.pk).delete()
+            record = None
         if record is None:
             # The first request failed and released the key in between: run this one.
             return self.__call__(request)
