@@ -28,7 +28,7 @@ def test_train_prints_the_counts_and_evaluate_the_report(tea_shop: dict) -> None
     lines = out.getvalue().splitlines()
     assert lines[0] == (
         f"Recommendations #{run.pk}: 7 customers, 6 products, "
-        f"{run.interactions} interactions; lists for 7 active customers, 2 basket rules, "
+        f"{run.interactions} interactions; lists for 7 customers, 2 basket rules, "
         f"in {run.duration_seconds:.1f} s"
     )
     assert lines[1] == (

@@ -195,4 +195,32 @@ def test_the_served_tables_get_fresh_planner_statistics_on_postgresql(tea_shop: 
     with connection.cursor() as cursor:
         cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'recommend_similarproduct'")
         (estimate,) = cursor.fetchone()
+        # and the catalogue that every served list joins
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'catalog_product'")
+        (products,) = cursor.fetchone()
     assert estimate == SimilarProduct.objects.count() > 0
+    assert products == len(tea_shop["products"])
+
+
+def test_every_customer_with_a_history_gets_a_stored_list(tea_shop: dict) -> None:
+    # given buyers a..f (orders of 2 to 21 June), the viewer (a view on 25 June) and the
+    # newcomer, who has done nothing
+    customers = tea_shop["customers"]
+    # when
+    run = train_recommendations(dt.date(2025, 6, 30), triggered_by="test")
+    # then everyone but the newcomer has a list: serving computes none for them
+    stored = set(Recommendation.objects.filter(run=run).values_list("customer_id", flat=True))
+    assert stored == {customers[name].pk for name in ("a", "b", "c", "d", "e", "f", "viewer")}
+    assert run.recommended_customers == 7
+
+
+def test_active_days_limits_the_stored_lists_to_recent_customers(tea_shop: dict) -> None:
+    # given only the viewer did something in the last week of June
+    customers = tea_shop["customers"]
+    # when
+    run = train_recommendations(
+        dt.date(2025, 6, 30), TrainingSettings(active_days=7, evaluate=False), triggered_by="test"
+    )
+    # then
+    stored = set(Recommendation.objects.filter(run=run).values_list("customer_id", flat=True))
+    assert stored == {customers["viewer"].pk}

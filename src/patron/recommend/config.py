@@ -14,7 +14,9 @@ class TrainingSettings:
 
     The interaction weights and the 15-day half-life are those the engine's evaluation on
     Online Retail chose (docs/recommendations.md); ``active_days`` says which customers get a
-    precomputed list (an order or event in the last N days), ``list_length`` how long it is,
+    precomputed list: those with an order or event in the last N days, or (None, the
+    default) every customer with one, so that serving computes lists only for customers
+    without a history; ``list_length`` how long a list is,
     ``diversity`` the maximal marginal relevance weight (0 none, 1 only diversity). The
     evaluation trains on everything before the last ``test_days`` and tests on those days;
     ``max_evaluation_customers`` caps the customers it scores. Basket rules need
@@ -26,7 +28,7 @@ class TrainingSettings:
     cart_weight: float = 0.3
     view_weight: float = 0.1
     half_life_days: float | None = 15.0
-    active_days: int = 90
+    active_days: int | None = None
     list_length: int = 20
     diversity: float = 0.2
     neighbours: int = 20
@@ -45,7 +47,7 @@ class TrainingSettings:
         if self.half_life_days is not None and self.half_life_days <= 0:
             problems.append(f"half_life_days must be positive, got {self.half_life_days}")
         for name in ("active_days", "list_length", "neighbours", "popular_products", "test_days"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.diversity <= 1.0:
             problems.append(f"diversity must be between 0 and 1, got {self.diversity}")

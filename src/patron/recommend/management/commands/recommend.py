@@ -82,7 +82,8 @@ class Command(BaseCommand):
             "--active-days",
             type=int,
             default=defaults.active_days,
-            help="precompute lists for customers active in the last N days (90)",
+            help="precompute lists only for customers active in the last N days "
+            "(default: every customer with an order or event)",
         )
         train.add_argument(
             "--list-length", type=int, default=defaults.list_length, help="list length (20)"
@@ -128,7 +129,7 @@ class Command(BaseCommand):
             as_of = _day(as_of)
         defaults = TrainingSettings()
         training = TrainingSettings(
-            active_days=int(options.get("active_days", defaults.active_days)),
+            active_days=options.get("active_days", defaults.active_days),
             list_length=int(options.get("list_length", defaults.list_length)),
             half_life_days=options.get("half_life_days", defaults.half_life_days),
             diversity=float(options.get("diversity", defaults.diversity)),
@@ -144,7 +145,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"Recommendations #{run.pk}: {run.customers:,} customers, {run.products:,} "
                 f"products, {run.interactions:,} interactions; lists for "
-                f"{run.recommended_customers:,} active customers, {run.rules:,} basket rules, "
+                f"{run.recommended_customers:,} customers, {run.rules:,} basket rules, "
                 f"in {run.duration_seconds:.1f} s"
             )
         )
