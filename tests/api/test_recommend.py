@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from patron.recommend.models import RecommendationFeedback
+from patron.api.routers.recommend import RecommendationsOut
+from patron.recommend.models import RecommendationFeedback, TrainingRun
 from patron.recommend.services import train_recommendations
 from tests.recommend.conftest import tea_shop  # noqa: F401  (the shop these tests read)
 
@@ -40,6 +42,26 @@ def test_a_customers_recommendations_carry_reasons_in_english(
         "name": "tea",
         "category": "Drinks > Tea",
     }
+
+
+@pytest.mark.parametrize("customer", ["C-a", "C-newcomer"])
+def test_a_list_is_written_exactly_as_its_schema_says(
+    trained: dict, bearer: dict[str, str], customer: str
+) -> None:
+    # given a stored list (a) and one computed now (the newcomer); the handler writes the
+    # body itself, without the pydantic models
+    # when
+    response = Client().get(f"/api/v1/customers/{customer}/recommendations", headers=bearer)
+    # then the body is what the documented schema gives for it, field for field
+    body = response.json()
+    assert response["Content-Type"] == "application/json; charset=utf-8"
+    assert RecommendationsOut.model_validate(body).model_dump(mode="json") == body
+    assert (
+        body["trained_at"] == timezone.localtime(TrainingRun.objects.get().finished_at).isoformat()
+    )
+    assert body["trained_at"].endswith("+08:00")
+    assert all(item["reason_text"] for item in body["recommendations"])
+    assert body["recommendations"]
 
 
 def test_reasons_follow_accept_language(trained: dict, bearer: dict[str, str]) -> None:

@@ -9,14 +9,15 @@ every item carries a reason. The catalogue has no stock figure, so stock is not 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from patron.analytics.selectors import customer_rfm_segment
 from patron.catalog.models import Category, Product
-from patron.core.sql import Columns, columns, fetch_all, fetch_one, link
+from patron.core.sql import Columns, columns, fetch_all, fetch_one
 from patron.customers.models import Customer
 from patron.engine.recommend import mmr_rerank
 from patron.orders.choices import EventTypeChoices
@@ -53,15 +54,30 @@ MAX_LIST_LENGTH = 100
 
 
 @dataclass(frozen=True)
+class ServedProduct:
+    """What a recommendation list shows of a product: its primary key, the shop's id, its
+    name and its category's path ("" without a category).
+
+    Not a model instance: a list of ten items with their reason products built forty
+    instances (products and categories, with prices, attributes JSON and times), a third of
+    a stored list's CPU in the server."""
+
+    pk: int
+    external_id: str
+    name: str
+    category_path: str
+
+
+@dataclass(frozen=True)
 class RecommendedProduct:
     """One recommended product at ``rank`` (1 = best) with its reason code and the product
     the reason names (None for the popularity reasons)."""
 
     rank: int
-    product: Product
+    product: ServedProduct
     score: float
     reason: str
-    reason_product: Product | None
+    reason_product: ServedProduct | None
 
 
 @dataclass(frozen=True)
@@ -200,11 +216,11 @@ def recommendations_for(customer: Customer, n: int = 10) -> RecommendationList:
 
 def _precomputed(run: TrainingRun, customer: Customer, n: int) -> list[RecommendedProduct]:
     """The first ``n`` items of the customer's stored list that pass the serving rules now,
-    with their products, reason products and categories: one statement of SQL (the serving
-    rules as NOT EXISTS), since this is the path of most requests."""
+    with their products and reason products: one statement of SQL (the serving rules as
+    NOT IN), since this is the path of most requests."""
     recommendation = columns(Recommendation, "r")
-    product, category = columns(Product, "p"), columns(Category, "pc")
-    reason_product, reason_category = columns(Product, "rp"), columns(Category, "rpc")
+    product, category = _served_columns("p", "pc")
+    reason_product, reason_category = _served_columns("rp", "rpc")
     line, order = columns(OrderLine, "ol"), columns(Order, "o")
     feedback = columns(RecommendationFeedback, "f")
     repeat_test, repeat_params = _repeat_purchase_test(category)
@@ -213,7 +229,7 @@ def _precomputed(run: TrainingRun, customer: Customer, n: int) -> list[Recommend
     statuses = ", ".join(["%s"] * len(PURCHASED_STATUSES))
     rows = fetch_all(
         f"SELECT {recommendation.column('score')}, {recommendation.column('reason')}, "
-        f"{product.sql}, {category.sql}, {reason_product.sql}, {reason_category.sql} "
+        f"{_served_sql(product, category)}, {_served_sql(reason_product, reason_category)} "
         f"FROM {recommendation.table} "
         f"JOIN {product.table} ON {product.column('id')} = {recommendation.column('product_id')} "
         f"LEFT JOIN {category.table} ON {category.column('id')} = {product.column('category_id')} "
@@ -250,21 +266,52 @@ def _precomputed(run: TrainingRun, customer: Customer, n: int) -> list[Recommend
     )
     items = []
     for row in rows:
-        offset = 2
-        recommended = product.instance(row, offset)
-        offset += len(product)
+        recommended = _served_product(row, 2)
         assert recommended is not None
-        link(recommended, "category", category.instance(row, offset))
-        offset += len(category)
-        reason = reason_product.instance(row, offset)
-        if reason is not None:
-            link(reason, "category", reason_category.instance(row, offset + len(reason_product)))
         items.append(
             RecommendedProduct(
-                rank=0, product=recommended, score=row[0], reason=row[1], reason_product=reason
+                rank=0,
+                product=recommended,
+                score=row[0],
+                reason=row[1],
+                reason_product=_served_product(row, 2 + SERVED_WIDTH),
             )
         )
     return items
+
+
+#: The columns :func:`_served_sql` reads per product.
+SERVED_WIDTH = 4
+
+
+def _served_columns(
+    product_alias: str, category_alias: str
+) -> tuple[Columns[Product], Columns[Category]]:
+    """The product and category tables under these aliases, for :func:`_served_sql`."""
+    return columns(Product, product_alias, only=()), columns(Category, category_alias, only=())
+
+
+def _served_sql(product: Columns[Product], category: Columns[Category]) -> str:
+    """The :data:`SERVED_WIDTH` columns of a :class:`ServedProduct` (its category joined
+    as ``category``): primary key, the shop's id, name, category path."""
+    return (
+        f"{product.column('id')}, {product.column('external_id')}, {product.column('name')}, "
+        f"{category.column('path')}"
+    )
+
+
+def _served_product(row: Sequence[Any], offset: int) -> ServedProduct | None:
+    """The :class:`ServedProduct` read by :func:`_served_sql` at ``offset`` of ``row``;
+    None when its primary key is null (the missing side of a LEFT JOIN)."""
+    pk, external_id, name, path = row[offset : offset + SERVED_WIDTH]
+    if pk is None:
+        return None
+    return ServedProduct(
+        pk=int(pk),
+        external_id=str(external_id),
+        name=str(name),
+        category_path="" if path is None else str(path),
+    )
 
 
 def _like_prefix(prefix: str) -> str:
@@ -292,7 +339,7 @@ def _computed(
             best_source[product] = (contribution, source)
     candidates = sorted(scores, key=lambda product: (-scores[product], product))
     chosen = _diversify(run, candidates[: max(4 * n, 50)], scores, n)
-    products = _products_with_categories([*chosen, *(best_source[p][1] for p in chosen)])
+    products = _served_products([*chosen, *(best_source[p][1] for p in chosen)])
     items = []
     for product in chosen:
         source = best_source[product][1]
@@ -335,23 +382,22 @@ def _similarities(
     return [(row[0], row[1], row[2]) for row in rows]
 
 
-def _products_with_categories(product_ids: list[int]) -> dict[int, Product]:
-    """The products by primary key, each with its category. One statement of SQL."""
+def _served_products(product_ids: list[int]) -> dict[int, ServedProduct]:
+    """The products by primary key, as served. One statement of SQL."""
     if not product_ids:
         return {}
-    product, category = columns(Product, "p"), columns(Category, "pc")
+    product, category = _served_columns("p", "pc")
     unique = sorted(set(product_ids))
     rows = fetch_all(
-        f"SELECT {product.sql}, {category.sql} FROM {product.table} "
+        f"SELECT {_served_sql(product, category)} FROM {product.table} "
         f"LEFT JOIN {category.table} ON {category.column('id')} = {product.column('category_id')} "
         f"WHERE {product.column('id')} IN ({', '.join(['%s'] * len(unique))})",
         unique,
     )
-    found: dict[int, Product] = {}
+    found: dict[int, ServedProduct] = {}
     for row in rows:
-        item = product.instance(row)
+        item = _served_product(row, 0)
         assert item is not None
-        link(item, "category", category.instance(row, len(product)))
         found[item.pk] = item
     return found
 
@@ -400,28 +446,28 @@ def _popular(
 
 def _popular_rows(
     run: TrainingRun, segment: str, n: int, excluded: set[int]
-) -> list[tuple[Product, float]]:
+) -> list[tuple[ServedProduct, float]]:
     """The ``n`` most popular active products of ``segment`` ("": the whole shop) in the
-    run, leaving out ``excluded``, with their categories and scores."""
+    run, leaving out ``excluded``, with their scores."""
     popular = columns(PopularProduct, "pp")
-    product, category = columns(Product, "p"), columns(Category, "pc")
+    product, category = _served_columns("p", "pc")
     # The exclusions are few (a customer's purchases and dismissals): filtered here rather
     # than sent as a list, reading a few more rows than asked for.
     rows = fetch_all(
-        f"SELECT {popular.column('score')}, {product.sql}, {category.sql} FROM {popular.table} "
+        f"SELECT {popular.column('score')}, {_served_sql(product, category)} "
+        f"FROM {popular.table} "
         f"JOIN {product.table} ON {product.column('id')} = {popular.column('product_id')} "
         f"LEFT JOIN {category.table} ON {category.column('id')} = {product.column('category_id')} "
         f"WHERE {popular.column('run_id')} = %s AND {popular.column('segment')} = %s "
         f"AND {product.column('is_active')} = %s ORDER BY {popular.column('rank')} LIMIT %s",
         [run.pk, segment, True, n + len(excluded)],
     )
-    found: list[tuple[Product, float]] = []
+    found: list[tuple[ServedProduct, float]] = []
     for row in rows:
-        item = product.instance(row, 1)
+        item = _served_product(row, 1)
         assert item is not None
         if item.pk in excluded:
             continue
-        link(item, "category", category.instance(row, 1 + len(product)))
         found.append((item, row[0]))
         if len(found) >= n:
             break
@@ -431,20 +477,15 @@ def _popular_rows(
 def non_personal(run: TrainingRun, n: int) -> list[RecommendedProduct]:
     """The shop's ``n`` most popular active products, ranked from 1, reason ``popular``: a
     list that uses nothing of the customer (no history, segment or feedback)."""
-    rows = (
-        PopularProduct.objects.filter(run=run, segment="", product__is_active=True)
-        .select_related("product__category")
-        .order_by("rank")[:n]
-    )
     return [
         RecommendedProduct(
             rank=rank,
-            product=row.product,
-            score=row.score,
+            product=product,
+            score=score,
             reason=ReasonChoices.POPULAR,
             reason_product=None,
         )
-        for rank, row in enumerate(rows, start=1)
+        for rank, (product, score) in enumerate(_popular_rows(run, "", n, set()), start=1)
     ]
 
 

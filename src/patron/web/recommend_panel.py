@@ -36,7 +36,7 @@ def customer_recommendations(customer: Customer) -> dict[str, Any]:
                 rank=item.rank,
                 product_name=item.product.name or item.product.external_id,
                 product_id=item.product.external_id,
-                category=item.product.category.path if item.product.category else "",
+                category=item.product.category_path,
                 reason=item.reason,
                 reason_text=reason_text(
                     item.reason,
