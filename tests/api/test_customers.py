@@ -179,6 +179,12 @@ def test_detail_of_an_unknown_id_is_a_json_404(
         ({"page": "0"}, "page", "Input should be greater than or equal to 1"),
         ({"page": "two"}, "page", "Input should be a valid integer, unable to parse string"),
         ({"page_size": "201"}, "page_size", "Input should be less than or equal to 200"),
+        # A page whose offset overflowed the database's integers was a 500 (schemathesis).
+        (
+            {"page": "1376912670275655424"},
+            "page",
+            "Input should be less than or equal to 1000000",
+        ),
     ],
 )
 def test_bad_paging_is_a_422_naming_the_field(

@@ -184,6 +184,18 @@ def test_the_ledger_lists_entries_newest_first(
     assert [entry["reason"] for entry in page["entries"]] == ["step 0"]
 
 
+def test_a_ledger_page_past_the_last_page_number_is_a_422(
+    client: Client, bearer: dict[str, str], member: str
+) -> None:
+    # given: a page whose offset overflowed the database's integers (a 500, found by the
+    # schemathesis run)
+    url = f"/api/v1/loyalty/members/{member}/ledger?page=1376912670275655424"
+    # when
+    status, body = call(client, "get", url, bearer)
+    # then
+    assert (status, body["errors"][0]["field"]) == (422, "page")
+
+
 def test_a_referral_is_recorded_pending_and_a_self_referral_refused(
     client: Client, bearer: dict[str, str], member: str
 ) -> None:

@@ -11,6 +11,11 @@ from pydantic import PlainSerializer
 
 from patron.core.money import round_for_currency
 
+#: The last page number a paged list accepts (a 422 past it): far beyond any real list, and
+#: its offset stays within the databases' 64-bit integers, which a page number near 2**63
+#: overflowed (a 500).
+MAX_PAGE_NUMBER = 1_000_000
+
 
 def _shop_time(value: datetime) -> str:
     return timezone.localtime(value).isoformat()

@@ -16,9 +16,11 @@ from patron.analytics.selectors import (
     value_at_risk,
     with_latest_analysis,
 )
+from patron.api.auth import requires_permission
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
-from patron.api.schemas import ShopDateTime, format_amount
+from patron.api.schemas import MAX_PAGE_NUMBER, ShopDateTime, format_amount
 from patron.core.money import default_currency
+from patron.core.roles import ApiPermissionChoices
 from patron.customers.models import Customer
 from patron.customers.selectors import get_customer, search_customers
 from patron.orders.selectors import with_order_stats
@@ -290,7 +292,7 @@ def list_customers(
             "format) or a full name: personal data is encrypted, so parts do not match"
         ),
     ),
-    page: int = Query(1, ge=1, description="Page number, from 1"),
+    page: int = Query(1, ge=1, le=MAX_PAGE_NUMBER, description="Page number, from 1"),
     page_size: int = Query(50, ge=1, le=MAX_PAGE_SIZE, description="Customers per page"),
 ) -> dict[str, Any]:
     """Customers matching ``search`` (all customers when empty), newest first, one page."""

@@ -21,12 +21,11 @@ from django.http import HttpRequest
 from ninja import Body, Field, Query, Router, Schema, Status
 from pydantic import AwareDatetime
 
-from patron.api.auth import requires_scope
+from patron.api.auth import requires_permission, requires_scope
 from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
-from patron.api.permissions import require_loyalty_configurer
-from patron.api.schemas import ShopDateTime
+from patron.api.schemas import MAX_PAGE_NUMBER, ShopDateTime
 from patron.api.shortcuts import (
     get_customer_or_404,
     input_error,
@@ -705,10 +704,11 @@ def retrieve_member(request: HttpRequest, customer_external_id: str) -> dict[str
     response={200: LedgerPageOut, **_ERRORS},
     summary="A member's points ledger",
 )
+@requires_permission(ApiPermissionChoices.LOYALTY_READ)
 def member_ledger(
     request: HttpRequest,
     customer_external_id: str,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=MAX_PAGE_NUMBER),
     page_size: int = Query(50, ge=1, le=MAX_LEDGER_PAGE),
 ) -> dict[str, Any]:
     """Every ledger transaction of the member, newest first, with its postings."""
