@@ -23,6 +23,8 @@ from django.db import connection, models
 IN_CHUNK = 900
 #: Keys per PostgreSQL array parameter.
 ARRAY_CHUNK = 100_000
+#: How date-times (in UTC) are written for PostgreSQL.
+POSTGRES_DATETIME = "%Y-%m-%dT%H:%M:%S%.6f+00:00"
 
 
 def is_postgres() -> bool:
@@ -49,7 +51,7 @@ def to_db_values(frame: pl.DataFrame) -> pl.DataFrame:
         column = pl.col(name)
         if isinstance(dtype, pl.Datetime):
             if postgres:
-                conversions.append(column.dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00").alias(name))
+                conversions.append(column.dt.strftime(POSTGRES_DATETIME).alias(name))
             else:
                 # One formatting pass; whole seconds lose the fraction as Django writes them.
                 conversions.append(
@@ -81,12 +83,21 @@ def insert_frame(
 
 def _insert_frame(table: str, frame: pl.DataFrame, constants: dict[str, Any]) -> None:
     if is_postgres():
-        frame = to_db_values(
-            frame.with_columns(pl.lit(value).alias(name) for name, value in constants.items())
-        )
+        # Constants are formatted once, not once per row; the CSV writer formats the typed
+        # columns itself (decimals exactly, date-times in UTC with their offset).
+        if constants:
+            formatted = to_db_values(
+                pl.select(pl.lit(value).alias(name) for name, value in constants.items())
+            )
+            frame = frame.with_columns(
+                pl.lit(value, dtype=formatted.schema[name]).alias(name)
+                for name, value in formatted.row(0, named=True).items()
+            )
         columns = ", ".join(connection.ops.quote_name(name) for name in frame.columns)
         payload = io.BytesIO()
-        frame.write_csv(payload, include_header=False, null_value="\\N")
+        frame.write_csv(
+            payload, include_header=False, null_value="\\N", datetime_format=POSTGRES_DATETIME
+        )
         quoted = connection.ops.quote_name(table)
         sql = f"COPY {quoted} ({columns}) FROM STDIN (FORMAT csv, NULL '\\N')"
         with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:

@@ -209,6 +209,22 @@ def resolve_product_ids(products: pl.DataFrame) -> tuple[pl.DataFrame, int]:
 # --- orders ---------------------------------------------------------------------------------
 
 
+def _position_in_order(order_ids: pl.Series) -> pl.Series:
+    """Each row's position (from 1) among the rows of its order, in input order."""
+    runs = order_ids.rle_id()
+    if order_ids.len() and runs[-1] + 1 == order_ids.n_unique():
+        # Each order's rows are together (as files list them): positions count from the
+        # start of each run, without the window over every order id (a hash per row).
+        index = pl.int_range(1, order_ids.len() + 1, dtype=pl.Int64, eager=True)
+        starts = index.filter(runs.is_first_distinct())
+        return index - starts.gather(runs) + 1
+    return (
+        order_ids.to_frame()
+        .select(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(order_ids.name))
+        .to_series()
+    )
+
+
 class OrderLoader:
     """Orders arrive as one row per line; an order's lines may span batches and files."""
 
@@ -275,9 +291,9 @@ class OrderLoader:
             occurrence = occurrence.scatter(repeated, counted.to_series())
         rows = rows.with_columns(
             (pl.col("seen").fill_null(0) + occurrence).alias("occurrence"),
-            (
-                pl.col("order_seen").fill_null(0) + pl.int_range(1, pl.len() + 1).over("order_id")
-            ).alias("line_number"),
+            (pl.col("order_seen").fill_null(0) + _position_in_order(rows.get_column("order_id")))
+            .cast(pl.Int64)
+            .alias("line_number"),
         )
         self.order_counts.append(
             rows.group_by("order_id").agg(pl.len().cast(pl.UInt32).alias("order_seen"))

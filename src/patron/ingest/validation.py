@@ -19,6 +19,7 @@ from patron.ingest.readers import ROW
 from patron.ingest.schemas import RecordKind
 
 ERROR_PREFIX = "__error:"
+SeriesParser = Callable[[pl.Series, str], pl.Series]
 MONEY = pl.Decimal(18, 4)
 MAX_MONEY = 10**13
 
@@ -230,38 +231,81 @@ def date_only(raw: pl.Expr, time_zone: str) -> tuple[pl.Expr, pl.Expr]:
     return parsed, error
 
 
-def money(raw: pl.Expr, _: str) -> tuple[pl.Expr, pl.Expr]:
+def _only_where(failed: pl.Series, inputs: pl.DataFrame, reason: pl.Expr) -> pl.Series:
+    """``reason`` (over the columns of ``inputs``) on the rows where ``failed`` holds, null
+    elsewhere. A reason quoting the value is formatted for those rows only: formatting
+    every row of a batch, to keep a handful, was most of the cost of parsing a column."""
+    errors = pl.repeat(None, len(failed), dtype=pl.Utf8, eager=True)
+    failed = failed.fill_null(False)
+    if not failed.any():
+        return errors
+    rows = failed.arg_true()
+    return errors.scatter(rows, inputs[rows].select(reason).to_series())
+
+
+_PARSED_MONEY = pl.Struct({"parsed": MONEY, "error": pl.Utf8})
+
+
+def _parse_money(value: pl.Series, _: str) -> pl.Series:
+    """Cleaned amount text: a struct of the decimal and the reason it failed."""
+    text = value.str.replace_all(r"[,¥￥$€£\s]", "")
+    parsed = text.cast(MONEY, strict=False)
+    failed = (text.is_not_null() & parsed.is_null()) | (parsed < 0) | (parsed >= MAX_MONEY)
+    error = _only_where(
+        failed,
+        pl.DataFrame({"value": text, "parsed": parsed}),
+        pl.when(pl.col("parsed").is_null())
+        .then(pl.format("not a number: {}", "value"))
+        .when(pl.col("parsed") < 0)
+        .then(pl.format("negative amount: {}", "value"))
+        .otherwise(pl.format("amount too large: {}", "value")),
+    )
+    return pl.DataFrame({"parsed": parsed, "error": error}).to_struct("result")
+
+
+def money(raw: pl.Expr, time_zone: str) -> tuple[pl.Expr, pl.Expr]:
     """A non-negative decimal amount (kept exact to four places)."""
-    value = _clean(raw).str.replace_all(r"[,¥￥$€£\s]", "")
-    parsed = value.cast(MONEY, strict=False)
-    error = (
-        pl.when(value.is_not_null() & parsed.is_null())
-        .then(pl.format("not a number: {}", value))
-        .when(parsed < 0)
-        .then(pl.format("negative amount: {}", value))
-        .when(parsed >= MAX_MONEY)
-        .then(pl.format("amount too large: {}", value))
+    result = _clean(raw).map_batches(
+        lambda value: _parse_money(value, time_zone), return_dtype=_PARSED_MONEY
     )
-    return parsed, error
+    return result.struct.field("parsed"), result.struct.field("error")
 
 
-def quantity(raw: pl.Expr, _: str) -> tuple[pl.Expr, pl.Expr]:
-    """A whole number of units, at least 1."""
-    value = _clean(raw)
+_PARSED_QUANTITY = pl.Struct({"parsed": pl.Int64, "error": pl.Utf8})
+
+
+def _parse_quantity(value: pl.Series, _: str) -> pl.Series:
+    """Cleaned quantity text: a struct of the whole number and the reason it failed."""
     number = value.cast(pl.Float64, strict=False)
-    error = (
-        pl.when(value.is_not_null() & number.is_null())
-        .then(pl.format("not a number: {}", value))
-        .when(number != number.floor())
-        .then(pl.format("not a whole number: {}", value))
-        .when(number < 0)
-        .then(pl.format("negative quantity: {} (a return belongs in refund_amount)", value))
-        .when(number == 0)
-        .then(pl.lit("quantity is 0"))
-        .when(number > 1_000_000_000)
-        .then(pl.format("quantity too large: {}", value))
+    failed = (
+        (value.is_not_null() & number.is_null())
+        | (number != number.floor())
+        | (number <= 0)
+        | (number > 1_000_000_000)
     )
-    return number.cast(pl.Int64, strict=False), error
+    error = _only_where(
+        failed,
+        pl.DataFrame({"value": value, "number": number}),
+        pl.when(pl.col("number").is_null())
+        .then(pl.format("not a number: {}", "value"))
+        .when(pl.col("number") != pl.col("number").floor())
+        .then(pl.format("not a whole number: {}", "value"))
+        .when(pl.col("number") < 0)
+        .then(pl.format("negative quantity: {} (a return belongs in refund_amount)", "value"))
+        .when(pl.col("number") == 0)
+        .then(pl.lit("quantity is 0"))
+        .otherwise(pl.format("quantity too large: {}", "value")),
+    )
+    parsed = number.cast(pl.Int64, strict=False)
+    return pl.DataFrame({"parsed": parsed, "error": error}).to_struct("result")
+
+
+def quantity(raw: pl.Expr, time_zone: str) -> tuple[pl.Expr, pl.Expr]:
+    """A whole number of units, at least 1."""
+    result = _clean(raw).map_batches(
+        lambda value: _parse_quantity(value, time_zone), return_dtype=_PARSED_QUANTITY
+    )
+    return result.struct.field("parsed"), result.struct.field("error")
 
 
 def choice(aliases: dict[str, str], what: str) -> Callable[[pl.Expr, str], tuple[pl.Expr, pl.Expr]]:
@@ -400,6 +444,15 @@ def _prepare_typed(frame: pl.DataFrame, field: str) -> pl.Expr:
     return column.cast(pl.Utf8)
 
 
+#: Rules whose parser works on a whole column at once (each step computed once), with the
+#: function that returns the struct of the parsed value and the reason it failed.
+_SERIES_PARSERS: dict[Callable[[pl.Expr, str], tuple[pl.Expr, pl.Expr]], SeriesParser] = {
+    datetime_utc: _parse_datetimes,
+    money: _parse_money,
+    quantity: _parse_quantity,
+}
+
+
 @dataclass(frozen=True)
 class Validated:
     """A batch split into typed good rows and the errors of the bad ones."""
@@ -424,10 +477,11 @@ def validate(kind: RecordKind, frame: pl.DataFrame, time_zone: str) -> Validated
                 error_columns.append(pl.lit("missing").alias(ERROR_PREFIX + rule.field))
             continue
         raw = _prepare_typed(frame, rule.field)
-        if rule.parse is datetime_utc:
+        series_parser = _SERIES_PARSERS.get(rule.parse)
+        if series_parser is not None:
             # Parsed once here: inside the expression the value and the error would each
             # run the parser.
-            parsed = _parse_datetimes(frame.select(_clean(raw)).to_series(), time_zone)
+            parsed = series_parser(frame.select(_clean(raw)).to_series(), time_zone)
             name = f"__parsed_{rule.field}"
             frame = frame.with_columns(parsed.alias(name))
             value, error = pl.col(name).struct.field("parsed"), pl.col(name).struct.field("error")
@@ -452,15 +506,22 @@ def validate(kind: RecordKind, frame: pl.DataFrame, time_zone: str) -> Validated
     typed = frame.select(pl.col(ROW), *parsed_columns, *error_columns)
     typed = _cross_field_checks(kind, typed)
     error_names = [name for name in typed.columns if name.startswith(ERROR_PREFIX)]
+    is_bad = (
+        typed.select(pl.any_horizontal(pl.col(error_names).is_not_null())).to_series()
+        if error_names
+        else pl.repeat(False, typed.height, dtype=pl.Boolean, eager=True)
+    )
+    # Only the bad rows are unpivoted (one row per field of every row was most of the
+    # cost when, as usual, there are few or none).
     errors = (
-        typed.select(ROW, *error_names)
+        typed.filter(is_bad)
+        .select(ROW, *error_names)
         .unpivot(index=ROW, on=error_names, variable_name="field", value_name="reason")
         .drop_nulls("reason")
         .with_columns(pl.col("field").str.strip_prefix(ERROR_PREFIX))
         .sort(ROW, maintain_order=True)
     )
-    bad_rows = errors.get_column(ROW).unique()
-    good = typed.filter(pl.col(ROW).is_in(bad_rows.implode()).not_()).drop(error_names)
+    good = typed.filter(is_bad.not_()).drop(error_names)
     return Validated(good=good, errors=errors)
 
 
