@@ -16,11 +16,9 @@ from patron.analytics.selectors import (
     value_at_risk,
     with_latest_analysis,
 )
-from patron.api.auth import requires_permission
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.schemas import MAX_PAGE_NUMBER, ShopDateTime, format_amount
 from patron.core.money import default_currency
-from patron.core.roles import ApiPermissionChoices
 from patron.customers.models import Customer
 from patron.customers.selectors import get_customer, search_customers
 from patron.orders.selectors import with_order_stats

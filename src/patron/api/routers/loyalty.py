@@ -21,10 +21,11 @@ from django.http import HttpRequest
 from ninja import Body, Field, Query, Router, Schema, Status
 from pydantic import AwareDatetime
 
-from patron.api.auth import requires_permission, requires_scope
+from patron.api.auth import requires_scope
 from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
+from patron.api.permissions import require_loyalty_configurer
 from patron.api.schemas import MAX_PAGE_NUMBER, ShopDateTime
 from patron.api.shortcuts import (
     get_customer_or_404,
@@ -704,7 +705,6 @@ def retrieve_member(request: HttpRequest, customer_external_id: str) -> dict[str
     response={200: LedgerPageOut, **_ERRORS},
     summary="A member's points ledger",
 )
-@requires_permission(ApiPermissionChoices.LOYALTY_READ)
 def member_ledger(
     request: HttpRequest,
     customer_external_id: str,
