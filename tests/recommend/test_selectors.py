@@ -60,6 +60,20 @@ def test_dismissed_products_are_not_recommended(tea_shop: dict) -> None:
     assert "pot" not in names(recommendations_for(customers["viewer"]).items)
 
 
+def test_a_customer_without_history_does_not_get_a_dismissed_popular_product(
+    tea_shop: dict,
+) -> None:
+    # given the newcomer, who has bought and viewed nothing, dismissed the tea
+    customers, products = tea_shop["customers"], tea_shop["products"]
+    train_recommendations(triggered_by="test")
+    record_feedback("fb-tea", customers["newcomer"], products["tea"], "dismissed", at(26))
+    # when
+    found = recommendations_for(customers["newcomer"], n=3)
+    # then the popular products go on without it
+    assert found.source == "computed"
+    assert names(found.items) == ["cups", "pot", "honey"]
+
+
 @override_settings(RECOMMEND_REPEAT_PURCHASE_CATEGORIES=["Drinks > Tea"])
 def test_products_of_repeat_purchase_categories_may_come_again(tea_shop: dict) -> None:
     # given f bought tea only; tea is in a repeat-purchase category
