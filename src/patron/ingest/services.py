@@ -11,11 +11,13 @@ from __future__ import annotations
 import csv
 import difflib
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 from django.conf import settings
@@ -41,7 +43,7 @@ from patron.ingest.readers import (
     records_to_batches,
 )
 from patron.ingest.schemas import MAX_API_RECORDS, SCHEMAS, RecordKind
-from patron.ingest.validation import validate
+from patron.ingest.validation import Validated, validate
 from patron.loyalty.order_points import OrderPointsSync, sync_order_points
 from patron.privacy.pii.masking import mask_address, mask_email, mask_name, mask_phone
 
@@ -58,6 +60,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_Item = TypeVar("_Item")
 
 #: Personal columns of customer records and how the rejects file shows them: masked, so
 #: that no plain personal data is left in a file beside the store (docs/privacy.md).
@@ -211,11 +215,12 @@ class _Run:
             return OrderLoader(self.currency)
         return EventLoader()
 
-    def process(self, batch: RawBatch) -> None:
+    def prepare(self, batch: RawBatch) -> tuple[pl.DataFrame, Validated]:
+        """Check, rename and validate one batch: no database access, so that it may run
+        while the previous batch is written (:func:`_read_ahead`)."""
         raw = batch.frame
         if self.given is None:
             self.given = self._check_columns(raw.columns)
-            self.loader = self._make_loader(self.given)
             self.rejects_columns = [name for name in raw.columns if name not in (ROW, "__error")]
         renamed = raw.rename({k: v for k, v in self.options.mapping.items() if k in raw.columns})
         renamed = renamed.select(
@@ -225,7 +230,14 @@ class _Run:
                 if name in self.schema.columns or name in (ROW, "__error")
             ]
         )
-        validated = validate(self.kind, renamed, self.time_zone)
+        return raw, validate(self.kind, renamed, self.time_zone)
+
+    def process(self, prepared: tuple[pl.DataFrame, Validated]) -> None:
+        """Write one prepared batch and count and report its rows."""
+        raw, validated = prepared
+        if self.loader is None:
+            assert self.given is not None
+            self.loader = self._make_loader(self.given)
         result: BatchResult = self.loader.load(validated.good)
         errors = pl.concat([validated.errors, result.rejected.select(validated.errors.columns)])
         if self.kind is RecordKind.CUSTOMERS:
@@ -302,13 +314,63 @@ class _Run:
             self.rejects_handle.close()
 
 
+_END = object()
+
+
+def _read_ahead(items: Iterator[_Item]) -> Iterator[_Item]:
+    """The items of ``items``, each next one computed in a thread while the caller works
+    on the current one.
+
+    Reading and validating a batch (Polars, which releases the GIL) then overlaps with
+    writing the previous one (the database's own work, which releases it too): on a
+    machine with a spare core the import takes about as long as the larger of the two
+    instead of their sum. The thread never touches the database. An error raised while
+    computing an item is raised here, in the caller's thread; when the caller stops
+    early, the thread stops too.
+    """
+    handoff: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: object, error: BaseException | None = None) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put((item, error), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller, raised there
+            put(None, error)
+
+    worker = threading.Thread(target=work, name="patron-import-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = handoff.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
+
+
 def _run(kind: RecordKind, batches: Iterator[RawBatch], options: ImportOptions) -> ImportSummary:
     kind = RecordKind(kind)
     run = _Run(kind, options)
     try:
         with transaction.atomic():
-            for batch in batches:
-                run.process(batch)
+            for prepared in _read_ahead(map(run.prepare, batches)):
+                run.process(prepared)
             if run.given is None:
                 raise ImportFileError(f"{options.source}: there are no records to import")
             run.finish()
@@ -374,7 +436,10 @@ def import_records(
 def import_frames(
     kind: RecordKind, frames: Iterable[pl.DataFrame], *, options: ImportOptions | None = None
 ) -> ImportSummary:
-    """Import Polars frames with canonical columns (typed or text), numbered from 1."""
+    """Import Polars frames with canonical columns (typed or text), numbered from 1.
+
+    ``frames`` is iterated in a helper thread (see :func:`_read_ahead`): it must not read
+    the store itself (a database connection belongs to one thread)."""
     return _run(kind, frames_to_batches(frames), options or ImportOptions(source="frames"))
 
 
