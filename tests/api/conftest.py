@@ -88,6 +88,11 @@ def shop(db: None) -> dict[str, Customer]:
         birthday=datetime(1990, 5, 17).date(),
         tags=["vip"],
     )
+    """The shop of :func:`seed_shop`."""
+    return seed_shop()
+
+
+def seed_shop() -> dict[str, Customer]:
     zhang.identities.create(kind="external_id", value="00042")
     zhang.identities.create(kind="phone", value="+8613812345678")
     li = Customer.objects.create(external_id="00043", name="李娜", email="li.na@example.cn")
