@@ -72,6 +72,11 @@ def shop_time(*args: int) -> datetime:
 
 @pytest.fixture
 def shop(db: None) -> dict[str, Customer]:
+    """The shop of :func:`seed_shop`."""
+    return seed_shop()
+
+
+def seed_shop() -> dict[str, Customer]:
     """Three customers; ``zhang`` has a paid order (300.00, 20.50 of it refunded), a
     delivered one (99.90), a cancelled one (500.00, not counted) and a returned one
     (120.00, wholly refunded): net spend 300.00 - 20.50 + 99.90 + 120.00 - 120.00 = 379.40."""
@@ -88,11 +93,6 @@ def shop(db: None) -> dict[str, Customer]:
         birthday=datetime(1990, 5, 17).date(),
         tags=["vip"],
     )
-    """The shop of :func:`seed_shop`."""
-    return seed_shop()
-
-
-def seed_shop() -> dict[str, Customer]:
     zhang.identities.create(kind="external_id", value="00042")
     zhang.identities.create(kind="phone", value="+8613812345678")
     li = Customer.objects.create(external_id="00043", name="李娜", email="li.na@example.cn")
