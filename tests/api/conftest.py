@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -57,6 +58,21 @@ def staff_client(db: None) -> Client:
     client = Client()
     client.force_login(staff)
     return client
+
+
+@pytest.fixture
+def staff_client_in_role(db: None) -> Callable[..., Client]:
+    """Makes a client logged in as a staff member in a role group (``role``, a
+    ``StaffRoleChoices`` value), named ``username``: that role's dashboard session."""
+
+    def make(role: str, username: str = "staff") -> Client:
+        staff = User.objects.create_user(username, password="staff-pass-1", is_staff=True)
+        staff.groups.add(Group.objects.get(name=role))
+        client = Client()
+        client.force_login(staff)
+        return client
+
+    return make
 
 
 @pytest.fixture

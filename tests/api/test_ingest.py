@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -261,8 +262,11 @@ def test_a_session_post_needs_the_csrf_token(staff_client: Client) -> None:
     assert Customer.objects.count() == 0
 
 
-def test_a_session_post_with_the_csrf_token_is_accepted(staff_client: Client) -> None:
-    # given
+def test_a_session_post_with_the_csrf_token_is_accepted(
+    staff_client_in_role: Callable[..., Client],
+) -> None:
+    # given: an administrator's session (staff in no role may not import)
+    staff_client = staff_client_in_role("admin")
     secret = _get_new_csrf_string()
     staff_client.handler.enforce_csrf_checks = True
     staff_client.cookies["csrftoken"] = secret

@@ -651,11 +651,30 @@ def test_a_caller_who_is_no_loyalty_manager_may_look_but_not_set_up(
     )
     # then
     assert (listed[0], [row["name"] for row in listed[1]]) == (200, ["Member"])
-    message = (
-        "Only administrators and loyalty managers change the loyalty programme: use a token "
-        "of a user in the loyalty_manager or admin group."
+
+    def refusal(method_path: str, permission: str, roles: list[str]) -> dict[str, object]:
+        return {
+            "code": "forbidden",
+            "message": (
+                f"{method_path} needs the '{permission}' permission, which these roles have: "
+                f"{', '.join(roles)} (this caller is: integration). Use a token or session of "
+                "a user in one of those groups (docs/privacy.md, API permissions)."
+            ),
+            "required_permission": permission,
+            "allowed_roles": roles,
+        }
+
+    assert tier == (
+        403,
+        refusal("POST /api/v1/loyalty/tiers", "loyalty.configure", ["admin", "loyalty_manager"]),
     )
-    assert tier == (403, {"code": "forbidden", "message": message})
-    assert codes == (403, {"code": "forbidden", "message": message})
+    assert codes == (
+        403,
+        refusal(
+            f"POST /api/v1/coupons/templates/{twenty_off.pk}/codes",
+            "coupons.configure",
+            ["admin", "loyalty_manager", "marketer"],
+        ),
+    )
     assert list(Tier.objects.values_list("name", flat=True)) == ["Member"]
     assert not Coupon.objects.exists()

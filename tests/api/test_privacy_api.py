@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -214,8 +215,10 @@ def test_anonymous_callers_get_401(client: Client, customer: Customer) -> None:
 
 
 def test_a_staff_session_records_decisions_as_its_user(
-    staff_client: Client, customer: Customer
+    staff_client_in_role: Callable[..., Client], customer: Customer
 ) -> None:
+    # given: a service agent's session (staff in no role may not record consents)
+    staff_client = staff_client_in_role("service_agent")
     # when (the test client does not enforce CSRF)
     response = post(
         staff_client, "00042", {"changes": [{"purpose": "analytics", "granted": False}]}, {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ninja import NinjaAPI, Router
 
-from patron.api.auth import api_auth, apply_scopes
+from patron.api.auth import api_auth, apply_access
 from patron.api.errors import install_error_handlers
 from patron.api.routers import analytics, coupons, customers, ingest, loyalty, privacy, recommend
 from patron.api.validation import forbid_unknown_fields
@@ -29,7 +29,9 @@ api = NinjaAPI(
         "Patron's REST API. Authenticate with `Authorization: Bearer TOKEN` "
         "(`patron token create --user NAME --scope read ...`), or with a staff session from "
         "the dashboard. Each endpoint needs one token scope (`x-token-scope`): `read` for "
-        "every GET, `ingest`, `loyalty` or `admin` for writes."
+        "every GET, `ingest`, `loyalty` or `admin` for writes. Each endpoint also needs a "
+        "permission (`x-permission`) that the caller's role has (`x-roles`): a token acts "
+        "with its user's role, and a caller without it gets 403 `forbidden`."
     ),
     urls_namespace="api-v1",
     # Each router's operations get their scope's callbacks below; this is the fallback.
@@ -39,6 +41,6 @@ api = NinjaAPI(
 )
 install_error_handlers(api)
 for prefix, router in ROUTERS:
-    apply_scopes(router)
+    apply_access(router)
     forbid_unknown_fields(router)
     api.add_router(prefix, router)

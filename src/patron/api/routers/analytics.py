@@ -25,9 +25,11 @@ from patron.analytics.selectors import (
     model_runs,
     segment_summary,
 )
+from patron.api.auth import requires_permission
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.schemas import ShopDateTime, format_amount
 from patron.core.money import default_currency
+from patron.core.roles import ApiPermissionChoices
 
 router = Router(tags=["analytics"])
 
@@ -193,6 +195,7 @@ def _run_or_404(run_id: int | None) -> AnalysisRun:
 @router.get(
     "/segments", response={200: SegmentsOut, **_ERRORS}, summary="Customer segments of a run"
 )
+@requires_permission(ApiPermissionChoices.ANALYTICS_READ)
 def list_segments(
     request: HttpRequest,
     by: SegmentationChoices = _SEGMENTATION_QUERY,
@@ -229,6 +232,7 @@ def list_segments(
 
 
 @router.get("/cohorts", response={200: CohortsOut, **_ERRORS}, summary="Cohort retention")
+@requires_permission(ApiPermissionChoices.ANALYTICS_READ)
 def list_cohorts(
     request: HttpRequest,
     by: Literal["channel"] | None = Query(None, description="Split cohorts by first channel"),
@@ -258,6 +262,7 @@ def list_cohorts(
 
 
 @router.get("/kpis", response={200: KpisOut, **_ERRORS}, summary="Loyalty KPIs of a period")
+@requires_permission(ApiPermissionChoices.ANALYTICS_READ)
 def get_kpis(
     request: HttpRequest,
     start: date | None = _START_QUERY,
@@ -317,6 +322,7 @@ def _kpis_json(figures: KpiFigures) -> dict[str, Any]:
 
 
 @router.get("/models", response={200: ModelRunsOut, **_ERRORS}, summary="Predictive model runs")
+@requires_permission(ApiPermissionChoices.ANALYTICS_READ)
 def list_models(
     request: HttpRequest,
     run: int | None = Query(None, description="Analysis run id (default: the latest 20 runs)"),

@@ -17,11 +17,10 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import AwareDatetime
 
-from patron.api.auth import requires_scope
+from patron.api.auth import requires_permission, requires_scope
 from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
-from patron.api.permissions import require_loyalty_configurer
 from patron.api.schemas import ShopDateTime, format_amount
 from patron.api.shortcuts import (
     get_customer_or_404,
@@ -31,6 +30,7 @@ from patron.api.shortcuts import (
 )
 from patron.catalog.models import Category
 from patron.core.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from patron.core.roles import ApiPermissionChoices
 from patron.loyalty.coupons import (
     CouponLine,
     CouponRefusedError,
@@ -214,13 +214,12 @@ def _redemption_out(redemption: CouponRedemption) -> dict[str, Any]:
     "/templates", response={201: CouponTemplateOut, **_ERRORS}, summary="Create a coupon template"
 )
 @requires_scope(ScopeChoices.ADMIN)
+@requires_permission(ApiPermissionChoices.COUPONS_CONFIGURE)
 def create_template(request: HttpRequest, body: CouponTemplateIn) -> Status[dict[str, Any]]:
     """Create the rules of a coupon campaign; its codes are made with ``/codes``. Every field
     is checked first; a bad one (a value that does not fit the kind, an unknown category, a
     validity that ends before it starts ...) is a 422 naming it, and nothing is written.
-    Needs an ``Idempotency-Key``.
-    Loyalty managers and administrators only (403 for other callers)."""
-    require_loyalty_configurer(request)
+    Needs an ``Idempotency-Key``."""
     require_idempotency_key(request)
     categories = list(Category.objects.filter(path__in=body.categories))
     unknown = sorted(set(body.categories) - {category.path for category in categories})
@@ -252,12 +251,11 @@ def create_template(request: HttpRequest, body: CouponTemplateIn) -> Status[dict
     summary="Make codes of a template",
 )
 @requires_scope(ScopeChoices.ADMIN)
+@requires_permission(ApiPermissionChoices.COUPONS_CONFIGURE)
 def create_codes(request: HttpRequest, template_id: int, body: CodesIn) -> Status[dict[str, Any]]:
     """Make ``count`` new unique, unguessable codes of the template (at most 10,000 a request)
     and return them; this answer is the only place that lists them. ``404
-    coupon_template_not_found`` for an unknown template. Needs an ``Idempotency-Key``.
-    Loyalty managers and administrators only (403 for other callers)."""
-    require_loyalty_configurer(request)
+    coupon_template_not_found`` for an unknown template. Needs an ``Idempotency-Key``."""
     require_idempotency_key(request)
     if not 1 <= body.count <= MAX_CODES_PER_REQUEST:
         raise invalid_request(
@@ -306,6 +304,7 @@ def _template_out(template: CouponTemplate) -> dict[str, Any]:
 
 
 @router.get("/{code}/validate", response={200: ValidationOut, **_ERRORS}, summary="Check a code")
+@requires_permission(ApiPermissionChoices.COUPONS_CHECKOUT)
 def validate(
     request: HttpRequest,
     code: str,
@@ -346,6 +345,7 @@ def validate(
 
 @router.post("/{code}/redeem", response={201: RedemptionOut, **_ERRORS}, summary="Use a code")
 @requires_scope(ScopeChoices.LOYALTY)
+@requires_permission(ApiPermissionChoices.COUPONS_CHECKOUT)
 def redeem(request: HttpRequest, code: str, body: RedeemIn) -> Status[dict[str, Any]]:
     """Use the code on the order, never beyond its limits; the same order again gets its
     earlier use back. Needs an ``Idempotency-Key``."""
@@ -368,6 +368,7 @@ def redeem(request: HttpRequest, code: str, body: RedeemIn) -> Status[dict[str, 
 
 @router.post("/{code}/release", response={200: RedemptionOut, **_ERRORS}, summary="Give a use back")
 @requires_scope(ScopeChoices.LOYALTY)
+@requires_permission(ApiPermissionChoices.COUPONS_CHECKOUT)
 def release(request: HttpRequest, code: str, body: ReleaseIn) -> dict[str, Any]:
     """The order was cancelled: its use of the code is given back (releasing twice changes
     nothing); 404 when the order never used the code. Needs an ``Idempotency-Key``."""

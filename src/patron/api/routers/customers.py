@@ -16,9 +16,11 @@ from patron.analytics.selectors import (
     value_at_risk,
     with_latest_analysis,
 )
+from patron.api.auth import requires_permission
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.schemas import MAX_PAGE_NUMBER, ShopDateTime, format_amount
 from patron.core.money import default_currency
+from patron.core.roles import ApiPermissionChoices
 from patron.customers.models import Customer
 from patron.customers.selectors import get_customer, search_customers
 from patron.orders.selectors import with_order_stats
@@ -281,6 +283,7 @@ class CustomerPageOut(Schema):
 
 
 @router.get("", response={200: CustomerPageOut, **_ERRORS}, summary="Search customers")
+@requires_permission(ApiPermissionChoices.CUSTOMERS_READ)
 def list_customers(
     request: HttpRequest,
     search: str = Query(
@@ -311,6 +314,7 @@ def list_customers(
     response={200: CustomerOut, 404: ErrorOut, **_ERRORS},
     summary="Get a customer",
 )
+@requires_permission(ApiPermissionChoices.CUSTOMERS_READ)
 def retrieve_customer(request: HttpRequest, external_id: str) -> Customer:
     """One customer by the shop's id; an id merged into another customer finds the survivor."""
     try:

@@ -13,9 +13,10 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
 
-from patron.api.auth import requires_scope
+from patron.api.auth import requires_permission, requires_scope
 from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
+from patron.core.roles import ApiPermissionChoices
 from patron.ingest.schemas import MAX_API_RECORDS
 from patron.ingest.services import (
     ImportFileError,
@@ -235,7 +236,11 @@ def _add_ingest_operation(kind: RecordKind) -> None:
         summary=f"Import {kind.value}",
         openapi_extra=_request_body_schema(kind),
     )
-    decorate(requires_scope(ScopeChoices.INGEST)(ingest))
+    decorate(
+        requires_scope(ScopeChoices.INGEST)(
+            requires_permission(ApiPermissionChoices.INGEST_WRITE)(ingest)
+        )
+    )
 
 
 for _kind in RecordKind:

@@ -21,11 +21,10 @@ from django.http import HttpRequest
 from ninja import Body, Field, Query, Router, Schema, Status
 from pydantic import AwareDatetime
 
-from patron.api.auth import requires_scope
+from patron.api.auth import requires_permission, requires_scope
 from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
-from patron.api.permissions import require_loyalty_configurer
 from patron.api.schemas import MAX_PAGE_NUMBER, ShopDateTime
 from patron.api.shortcuts import (
     get_customer_or_404,
@@ -35,6 +34,7 @@ from patron.api.shortcuts import (
 )
 from patron.catalog.models import Category
 from patron.core.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from patron.core.roles import ApiPermissionChoices
 from patron.loyalty.errors import (
     IdempotencyConflictError,
     InsufficientPointsError,
@@ -492,6 +492,7 @@ def _ledger_key(request: HttpRequest, action: str, member: Member) -> str:
 
 
 @router.get("/programme", response={200: ProgrammeOut, **_ERRORS}, summary="The programme")
+@requires_permission(ApiPermissionChoices.LOYALTY_READ)
 def read_programme(request: HttpRequest) -> dict[str, Any]:
     """The programme's rules, tiers and promotions (created with the defaults on first use)."""
     return _programme_out(get_programme())
@@ -499,13 +500,12 @@ def read_programme(request: HttpRequest) -> dict[str, Any]:
 
 @router.put("/programme", response={200: ProgrammeOut, **_ERRORS}, summary="Change the programme")
 @requires_scope(ScopeChoices.ADMIN)
+@requires_permission(ApiPermissionChoices.LOYALTY_CONFIGURE)
 def change_programme(
     request: HttpRequest, changes: dict[str, Any] = _PROGRAMME_BODY
 ) -> dict[str, Any]:
     """Change some of the programme's settings; every value is checked first and a bad one
-    is a 422 naming it, with nothing changed. Tiers and promotions are not changed here.
-    Loyalty managers and administrators only (403 for other callers)."""
-    require_loyalty_configurer(request)
+    is a 422 naming it, with nothing changed. Tiers and promotions are not changed here."""
     try:
         programme = configure_programme(**changes)
     except LoyaltyError as error:
@@ -514,6 +514,7 @@ def change_programme(
 
 
 @router.get("/tiers", response={200: list[TierOut], **_ERRORS}, summary="The tiers")
+@requires_permission(ApiPermissionChoices.LOYALTY_READ)
 def list_tiers(request: HttpRequest) -> list[dict[str, Any]]:
     """The programme's tiers, lowest threshold first."""
     return [_tier_out(tier) for tier in get_programme().tiers.order_by("threshold")]
@@ -525,12 +526,11 @@ def list_tiers(request: HttpRequest) -> list[dict[str, Any]]:
     summary="Create or change a tier",
 )
 @requires_scope(ScopeChoices.ADMIN)
+@requires_permission(ApiPermissionChoices.LOYALTY_CONFIGURE)
 def save_tier(request: HttpRequest, body: TierIn) -> Status[dict[str, Any]]:
     """Create the tier called ``name`` (201), or change the one of that name (200). Members
     move to their new tier at their next qualifying change or the periodic tier review. A
-    threshold another tier has is a 422 naming it, with nothing changed.
-    Loyalty managers and administrators only (403 for other callers)."""
-    require_loyalty_configurer(request)
+    threshold another tier has is a 422 naming it, with nothing changed."""
     programme = get_programme()
     existed = programme.tiers.filter(name=body.name.strip()).exists()
     try:
@@ -548,6 +548,7 @@ def save_tier(request: HttpRequest, body: TierIn) -> Status[dict[str, Any]]:
 
 
 @router.get("/promotions", response={200: list[PromotionOut], **_ERRORS}, summary="The promotions")
+@requires_permission(ApiPermissionChoices.LOYALTY_READ)
 def list_promotions(request: HttpRequest) -> list[dict[str, Any]]:
     """The programme's promotions, earliest start first."""
     programme = get_programme()
@@ -556,11 +557,10 @@ def list_promotions(request: HttpRequest) -> list[dict[str, Any]]:
 
 @router.post("/promotions", response={201: PromotionOut, **_ERRORS}, summary="Add a promotion")
 @requires_scope(ScopeChoices.ADMIN)
+@requires_permission(ApiPermissionChoices.LOYALTY_CONFIGURE)
 def create_promotion(request: HttpRequest, body: PromotionIn) -> Status[dict[str, Any]]:
     """Add a time-boxed multiplier (double points during 11.11); where promotions overlap an
-    order gets the largest, they do not stack. Needs an ``Idempotency-Key``.
-    Loyalty managers and administrators only (403 for other callers)."""
-    require_loyalty_configurer(request)
+    order gets the largest, they do not stack. Needs an ``Idempotency-Key``."""
     require_idempotency_key(request)
     try:
         promotion = add_promotion(body.name, body.multiplier, body.starts_at, body.ends_at)
@@ -574,6 +574,7 @@ def create_promotion(request: HttpRequest, body: PromotionIn) -> Status[dict[str
     response={200: list[CategoryMultiplierOut], **_ERRORS},
     summary="The category multipliers",
 )
+@requires_permission(ApiPermissionChoices.LOYALTY_READ)
 def list_category_multipliers(request: HttpRequest) -> list[dict[str, Any]]:
     """The programme's multipliers per category, by category path."""
     rows = programme_category_multipliers(get_programme())
@@ -586,14 +587,13 @@ def list_category_multipliers(request: HttpRequest) -> list[dict[str, Any]]:
     summary="Set a category multiplier",
 )
 @requires_scope(ScopeChoices.ADMIN)
+@requires_permission(ApiPermissionChoices.LOYALTY_CONFIGURE)
 def put_category_multiplier(
     request: HttpRequest, category_path: str, body: CategoryMultiplierIn
 ) -> dict[str, Any]:
     """Make lines of the category (its path, ``Tea > Green tea``, URL-encoded) and of its
     sub-categories without a multiplier of their own earn ``multiplier`` times the base rate;
-    setting it again replaces it. ``404 category_not_found`` for an unknown path.
-    Loyalty managers and administrators only (403 for other callers)."""
-    require_loyalty_configurer(request)
+    setting it again replaces it. ``404 category_not_found`` for an unknown path."""
     category = Category.objects.filter(path=category_path).first()
     if category is None:
         raise ApiError(404, "category_not_found", f"No category with path {category_path!r}.")
@@ -605,6 +605,7 @@ def put_category_multiplier(
 
 
 @router.get("/rewards", response={200: list[CatalogueRewardOut], **_ERRORS}, summary="The rewards")
+@requires_permission(ApiPermissionChoices.LOYALTY_READ)
 def list_rewards(request: HttpRequest) -> list[dict[str, Any]]:
     """Every reward of the catalogue, switched off ones too: active ones first, then by
     points cost."""
@@ -614,12 +615,11 @@ def list_rewards(request: HttpRequest) -> list[dict[str, Any]]:
 
 @router.post("/rewards", response={201: CatalogueRewardOut, **_ERRORS}, summary="Add a reward")
 @requires_scope(ScopeChoices.ADMIN)
+@requires_permission(ApiPermissionChoices.LOYALTY_CONFIGURE)
 def add_reward(request: HttpRequest, body: RewardIn) -> Status[dict[str, Any]]:
     """Add a reward to the catalogue. Every field is checked first; a bad one (an unknown
     tier or coupon template, a coupon reward without a template, a validity that ends before
-    it starts ...) is a 422 naming it, and nothing is written. Needs an ``Idempotency-Key``.
-    Loyalty managers and administrators only (403 for other callers)."""
-    require_loyalty_configurer(request)
+    it starts ...) is a 422 naming it, and nothing is written. Needs an ``Idempotency-Key``."""
     require_idempotency_key(request)
     programme = get_programme()
     tiers = list(programme.tiers.filter(name__in=body.eligible_tiers))
@@ -678,6 +678,7 @@ def _catalogue_reward_out(reward: Reward) -> dict[str, Any]:
     "/members", response={200: MemberOut, 201: MemberOut, **_ERRORS}, summary="Enrol a customer"
 )
 @requires_scope(ScopeChoices.LOYALTY)
+@requires_permission(ApiPermissionChoices.LOYALTY_OPERATE)
 def enrol(request: HttpRequest, body: MemberIn) -> Status[dict[str, Any]]:
     """Enrol the customer in the programme (201); an existing member is returned as is (200)."""
     customer = get_customer_or_404(body.customer_external_id)
@@ -694,6 +695,7 @@ def enrol(request: HttpRequest, body: MemberIn) -> Status[dict[str, Any]]:
     response={200: MemberOut, **_ERRORS},
     summary="A member's tier and points",
 )
+@requires_permission(ApiPermissionChoices.LOYALTY_READ)
 def retrieve_member(request: HttpRequest, customer_external_id: str) -> dict[str, Any]:
     """Tier, points (pending, available, expired, redeemed, lifetime earned, debt), the next
     expiry and the referral code; 404 for a customer who is not a member."""
@@ -705,6 +707,7 @@ def retrieve_member(request: HttpRequest, customer_external_id: str) -> dict[str
     response={200: LedgerPageOut, **_ERRORS},
     summary="A member's points ledger",
 )
+@requires_permission(ApiPermissionChoices.LOYALTY_READ)
 def member_ledger(
     request: HttpRequest,
     customer_external_id: str,
@@ -728,6 +731,7 @@ def member_ledger(
     summary="Adjust a member's points",
 )
 @requires_scope(ScopeChoices.LOYALTY)
+@requires_permission(ApiPermissionChoices.LOYALTY_OPERATE)
 def adjust(
     request: HttpRequest, customer_external_id: str, body: AdjustmentIn
 ) -> Status[dict[str, Any]]:
@@ -752,6 +756,7 @@ def adjust(
     response={200: list[RewardOfferOut], **_ERRORS},
     summary="Rewards a member may redeem",
 )
+@requires_permission(ApiPermissionChoices.LOYALTY_READ)
 def member_rewards(request: HttpRequest, customer_external_id: str) -> list[dict[str, Any]]:
     """Every active reward of the catalogue with whether the member may have it now (tier,
     segment, validity, stock, their limit) and, if not, why."""
@@ -772,6 +777,7 @@ def member_rewards(request: HttpRequest, customer_external_id: str) -> list[dict
     summary="Redeem a member's points",
 )
 @requires_scope(ScopeChoices.LOYALTY)
+@requires_permission(ApiPermissionChoices.LOYALTY_OPERATE)
 def redeem(
     request: HttpRequest, customer_external_id: str, body: RedemptionIn
 ) -> Status[dict[str, Any]]:
@@ -824,6 +830,7 @@ def _transaction_out(entry: LedgerTransaction | None, member: Member) -> dict[st
 
 @router.post("/referrals", response={201: ReferralOut, **_ERRORS}, summary="Record a referral")
 @requires_scope(ScopeChoices.LOYALTY)
+@requires_permission(ApiPermissionChoices.LOYALTY_OPERATE)
 def refer(request: HttpRequest, body: ReferralIn) -> Status[Referral]:
     """Record that the customer came through the member's referral code (the customer is
     enrolled if needed). Refused with the reason as ``code``: ``404 unknown_referral_code``;

@@ -12,13 +12,13 @@ from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 from pydantic import AwareDatetime
 
-from patron.api.auth import requires_scope
+from patron.api.auth import requires_permission, requires_scope
 from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
 from patron.api.schemas import ShopDateTime
 from patron.api.shortcuts import invalid_request
-from patron.core.roles import StaffRoleChoices, has_any_role
+from patron.core.roles import ApiPermissionChoices
 from patron.customers.models import Customer
 from patron.customers.selectors import get_customer
 from patron.privacy.audit import request_actor
@@ -192,6 +192,7 @@ def _consents_out(customer: Customer) -> dict[str, Any]:
     response={200: ConsentsOut, **_ERRORS},
     summary="A customer's consents",
 )
+@requires_permission(ApiPermissionChoices.CONSENTS_READ)
 def customer_consents(request: HttpRequest, external_id: str) -> dict[str, Any]:
     """The customer's consent for every purpose and channel (the default where they have not
     decided) and the history of their decisions, the latest first."""
@@ -204,6 +205,7 @@ def customer_consents(request: HttpRequest, external_id: str) -> dict[str, Any]:
     summary="Record consent decisions",
 )
 @requires_scope(ScopeChoices.INGEST)
+@requires_permission(ApiPermissionChoices.CONSENTS_WRITE)
 def record_consents(
     request: HttpRequest, external_id: str, body: ConsentChangesIn
 ) -> Status[dict[str, Any]]:
@@ -237,18 +239,7 @@ def record_consents(
     return Status(status, {**_consents_out(customer), "recorded": recorded})
 
 
-# --- Data subject requests: export, erasure, correction, open requests (admin) -------------
-
-
-def _require_admin(request: HttpRequest, action: str) -> None:
-    """Refuse (403 ``forbidden``) a caller who is not an administrator."""
-    user = getattr(request, "auth", None) or request.user
-    if not has_any_role(user, [StaffRoleChoices.ADMIN]):
-        raise ApiError(
-            403,
-            "forbidden",
-            f"Only administrators {action}: use a token of a user in the admin group.",
-        )
+# --- Data subject requests: export, erasure, correction, open requests -------------------
 
 
 def _subject_or_404(external_id: str) -> Customer:
@@ -331,13 +322,12 @@ def _request_out(privacy_request: PrivacyRequest) -> dict[str, Any]:
         }
     },
 )
+@requires_permission(ApiPermissionChoices.PRIVACY_REQUESTS)
 def export_customer_data(request: HttpRequest, external_id: str) -> HttpResponse:
     """Everything Patron holds on the customer (profile, identities, orders, refunds, events,
     points ledger, tiers, coupons, referrals, recommendations, consents, scores, requests),
-    decrypted, as ``customer.json`` plus one CSV per table in a zip. Administrators only
-    (the token's user must be in the admin group; a GET needs the ``read`` scope); recorded
-    as an export request (done) and in the audit log."""
-    _require_admin(request, "export a customer's data")
+    decrypted, as ``customer.json`` plus one CSV per table in a zip; recorded as an export
+    request (done) and in the audit log."""
     customer = _subject_or_404(external_id)
     _, archive = export_for_subject(customer, actor=request_actor(request))
     response = HttpResponse(archive, content_type="application/zip")
@@ -351,6 +341,7 @@ def export_customer_data(request: HttpRequest, external_id: str) -> HttpResponse
     summary="Erase a customer's personal data",
 )
 @requires_scope(ScopeChoices.ADMIN)
+@requires_permission(ApiPermissionChoices.PRIVACY_REQUESTS)
 def erase_customer_data(
     request: HttpRequest, external_id: str, body: ErasureIn
 ) -> Status[dict[str, Any]]:
@@ -358,8 +349,7 @@ def erase_customer_data(
     device ids and event properties are cleared and the shop's id is replaced by a pseudonym
     (``erased-…``); orders, points and scores stay with the pseudonymous record. Needs an
     ``Idempotency-Key``. Answers 201 when erased now, 200 when the customer (named by the
-    pseudonym or the old id) had been erased before. Administrators only."""
-    _require_admin(request, "erase a customer's data")
+    pseudonym or the old id) had been erased before."""
     require_idempotency_key(request)
     customer = _subject_or_404(external_id)
     try:
@@ -382,13 +372,13 @@ def erase_customer_data(
     summary="Correct a customer's profile",
 )
 @requires_scope(ScopeChoices.ADMIN)
+@requires_permission(ApiPermissionChoices.PRIVACY_CORRECT)
 def correct_customer_profile(
     request: HttpRequest, external_id: str, body: ProfileCorrectionIn
 ) -> dict[str, Any]:
     """Correct profile fields at the customer's request (validated: e-mail and phone are
     normalised, a birthday is not in the future). Recorded as a correction request and in the
-    audit log (the fields changed, never their values). Administrators only."""
-    _require_admin(request, "correct a customer's profile")
+    audit log (the fields changed, never their values)."""
     customer = _subject_or_404(external_id)
     changes = body.model_dump(exclude_unset=True)
     try:
@@ -407,7 +397,7 @@ def correct_customer_profile(
     response={200: list[PrivacyRequestOut], **_ERRORS},
     summary="Open data subject requests",
 )
+@requires_permission(ApiPermissionChoices.PRIVACY_REQUESTS)
 def list_open_requests(request: HttpRequest) -> list[dict[str, Any]]:
-    """Requests not answered yet, the most overdue first. Administrators only."""
-    _require_admin(request, "see data subject requests")
+    """Requests not answered yet, the most overdue first."""
     return [_request_out(privacy_request) for privacy_request in open_requests()[:500]]

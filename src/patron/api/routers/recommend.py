@@ -12,12 +12,13 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import AwareDatetime
 
-from patron.api.auth import requires_scope
+from patron.api.auth import requires_permission, requires_scope
 from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.schemas import ShopDateTime
 from patron.api.shortcuts import get_customer_or_404, invalid_request
 from patron.catalog.models import Product
+from patron.core.roles import ApiPermissionChoices
 from patron.recommend.reasons import reason_text
 from patron.recommend.selectors import (
     MAX_LIST_LENGTH,
@@ -165,6 +166,7 @@ def _related(product: Product, items: list[RelatedProduct]) -> RelatedListOut:
     response={200: RecommendationsOut, **_ERRORS},
     summary="A customer's recommendations",
 )
+@requires_permission(ApiPermissionChoices.RECOMMENDATIONS_READ)
 def customer_recommendations(
     request: HttpRequest, external_id: str, n: Query[int] = 10
 ) -> HttpResponse:
@@ -208,6 +210,7 @@ def customer_recommendations(
     response={200: RelatedListOut, **_ERRORS},
     summary="Products similar to a product",
 )
+@requires_permission(ApiPermissionChoices.RECOMMENDATIONS_READ)
 def product_similar(request: HttpRequest, product_id: str, n: Query[int] = 10) -> RelatedListOut:
     """Active products bought or viewed by the same customers, most similar first."""
     if not 1 <= n <= MAX_LIST_LENGTH:
@@ -221,6 +224,7 @@ def product_similar(request: HttpRequest, product_id: str, n: Query[int] = 10) -
     response={200: RelatedListOut, **_ERRORS},
     summary="Products frequently bought together with a product",
 )
+@requires_permission(ApiPermissionChoices.RECOMMENDATIONS_READ)
 def product_bought_together(
     request: HttpRequest, product_id: str, n: Query[int] = 10
 ) -> RelatedListOut:
@@ -238,6 +242,7 @@ def product_bought_together(
     summary="Report what a customer did with a recommendation",
 )
 @requires_scope(ScopeChoices.INGEST)
+@requires_permission(ApiPermissionChoices.RECOMMENDATIONS_FEEDBACK)
 def recommendation_feedback(request: HttpRequest, body: FeedbackIn) -> Status[FeedbackOut]:
     """Record ``shown``, ``clicked``, ``dismissed`` or ``purchased`` (201); an event id
     already recorded is answered with the first record (200), never counted twice. Dismissed
