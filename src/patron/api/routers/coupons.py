@@ -57,7 +57,15 @@ _ERRORS: dict[int, type[Schema]] = {
 }
 # Query parameters declared once (ruff B008: calls in argument defaults).
 _CUSTOMER_QUERY = Query(..., description="External id of the customer")
-_ORDER_TOTAL_QUERY = Query(..., gt=0, description="Order total, a decimal")
+# The same bounds as the redemption's body: a total past them cannot be a stored amount, and
+# one past 28 digits made the quote's rounding fail (a 500).
+_ORDER_TOTAL_QUERY = Query(
+    ...,
+    gt=0,
+    max_digits=MONEY_MAX_DIGITS,
+    decimal_places=MONEY_DECIMAL_PLACES,
+    description="Order total, a decimal",
+)
 _ORDER_ID_QUERY = Query("", description="The shop's order id, for category-limited codes")
 _OTHER_CODES_QUERY = Query("", description="Codes already on the order, comma-separated")
 
