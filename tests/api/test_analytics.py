@@ -248,6 +248,36 @@ def test_kpis_refuse_a_start_after_the_end_naming_both_fields(
     assert body["message"] == "start: start must be on or before end"
 
 
+@pytest.mark.parametrize(
+    ("params", "period"),
+    [
+        # The default start, end - 29 days, passed the calendar's first day (a 500 found by
+        # the schemathesis run): it is clipped there.
+        ({"end": "0001-01-05"}, ("0001-01-01", "0001-01-05")),
+        ({"start": "9999-12-01", "end": "9999-12-30"}, ("9999-12-01", "9999-12-30")),
+    ],
+)
+def test_kpis_of_the_calendar_s_first_and_last_days(
+    client: Client,
+    bearer: dict[str, str],
+    db: None,
+    params: dict[str, str],
+    period: tuple[str, str],
+) -> None:
+    status, body = get(client, "/api/v1/analytics/kpis", bearer, **params)
+    assert (status, (body["period_start"], body["period_end"])) == (200, period)
+
+
+def test_kpis_past_the_calendar_s_last_day_but_one_are_a_422(
+    client: Client, bearer: dict[str, str], db: None
+) -> None:
+    # when: the store would be read up to 10000-01-01 (a 500 found by the schemathesis run)
+    status, body = get(client, "/api/v1/analytics/kpis", bearer, end="9999-12-31")
+    # then
+    assert status == 422
+    assert [error["field"] for error in body["errors"]] == ["end"]
+
+
 def test_kpis_without_a_period_or_a_run_say_to_run_analyze(
     client: Client, bearer: dict[str, str], db: None
 ) -> None:

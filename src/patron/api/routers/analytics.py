@@ -44,8 +44,15 @@ DEFAULT_KPI_DAYS = 30
 
 # Query parameters whose types ruff does not know to be immutable (B008), declared once.
 _SEGMENTATION_QUERY = Query(SegmentationChoices.RFM, description="Segmentation")
-_START_QUERY = Query(None, description="First day, YYYY-MM-DD (default: end - 29 days)")
-_END_QUERY = Query(None, description="Last day, YYYY-MM-DD (default: the latest run's as_of)")
+#: The last day a KPI period may touch: the store is read up to the day after the period, and
+#: the calendar ends on 9999-12-31 (a later day overflowed into a 500).
+LAST_KPI_DAY = date.max - timedelta(days=1)
+_START_QUERY = Query(
+    None, le=LAST_KPI_DAY, description="First day, YYYY-MM-DD (default: end - 29 days)"
+)
+_END_QUERY = Query(
+    None, le=LAST_KPI_DAY, description="Last day, YYYY-MM-DD (default: the latest run's as_of)"
+)
 
 
 class RunOut(Schema):
@@ -280,7 +287,9 @@ def get_kpis(
             )
         end = run.as_of
     if start is None:
-        start = end - timedelta(days=DEFAULT_KPI_DAYS - 1)
+        # Clipped at the calendar's first day (0001-01-01), which end - 29 days passed (a 500).
+        days_back = timedelta(days=DEFAULT_KPI_DAYS - 1)
+        start = max(end, date.min + days_back) - days_back
     if start > end:
         message = gettext("start must be on or before end")
         raise ApiError(
