@@ -9,6 +9,7 @@ waits, and that wait counts too.
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import subprocess
 import sys
@@ -107,11 +108,43 @@ def open_loop(
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux ``/proc``; 0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime and stime are the 14th and 15th fields; the split starts at the 3rd.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of process ``pid`` and its children (a server and its workers)."""
+    children: list[int] = []
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listing:
+            children = [int(child) for child in listing.read().split()]
+    except OSError:
+        pass
+    return cpu_seconds(pid) + sum(process_tree_cpu_seconds(child) for child in children)
+
+
 @contextmanager
 def patron_server(env: dict[str, str], workers: int = 2, threads: int = 4) -> Iterator[str]:
     """``patron serve``'s server (Granian, ``workers`` x ``threads``) on a free local port
     with the environment ``env``; yields its base URL once it answers, and stops it
     afterwards."""
+    with patron_server_process(env, workers, threads) as (base, _):
+        yield base
+
+
+@contextmanager
+def patron_server_process(
+    env: dict[str, str], workers: int = 2, threads: int = 4
+) -> Iterator[tuple[str, int]]:
+    """:func:`patron_server`, yielding the base URL and the server's process id (to read the
+    CPU time of the server and its workers: :func:`process_tree_cpu_seconds`)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
@@ -138,7 +171,7 @@ def patron_server(env: dict[str, str], workers: int = 2, threads: int = 4) -> It
     )
     try:
         _wait_for(base)
-        yield base
+        yield base, server.pid
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -37,7 +37,9 @@ one does not count in another's), in one run:
    ``GET /api/v1/customers/{external_id}/recommendations?n=10`` at a fixed ``--rate`` for
    ``--seconds`` (open loop, 32 keep-alive connections: ``bench/http_load.py``), half to
    customers with a precomputed list and half to customers without one (then each kind alone,
-   to tell them apart). Goal: p99 < 20 ms.
+   to tell them apart), with the CPU time per request of the server (Granian and its
+   workers), of PostgreSQL (the database's backends) and of the load process.
+   Goal: p99 < 20 ms.
 
 Prints the figures, the goals as PASS/FAIL, the load average, and one JSON line.
 """
@@ -289,13 +291,55 @@ def setup_shop(customers: int) -> dict[str, Any]:
 
 
 def load(base: str, token: str, ids: list[str], rate: float, seconds: float) -> dict:
-    """``GET /api/v1/customers/{id}/recommendations?n=10`` over ``ids`` in turn, open loop."""
+    """``GET /api/v1/customers/{id}/recommendations?n=10`` over ``ids`` in turn, open loop;
+    with the CPU seconds this load process used (``load_cpu_seconds``)."""
     from http_load import Request, open_loop
 
     def request_for(index: int) -> Request:
         return Request("GET", f"/api/v1/customers/{ids[index % len(ids)]}/recommendations?n=10")
 
-    return open_loop(base, {"Authorization": f"Bearer {token}"}, request_for, rate, seconds)
+    started = time.process_time()
+    result = open_loop(base, {"Authorization": f"Bearer {token}"}, request_for, rate, seconds)
+    return {**result, "load_cpu_seconds": time.process_time() - started}
+
+
+def _postgres_cpu(database: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend connected to ``database`` (same machine)."""
+    import psycopg
+
+    from http_load import cpu_seconds
+
+    with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
+        pids = [
+            row[0]
+            for row in admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [database],
+            ).fetchall()
+        ]
+    return {pid: cpu_seconds(pid) for pid in pids}
+
+
+def _measured_load(
+    env: dict[str, str], server_pid: int, database: str, *arguments: str
+) -> dict[str, Any]:
+    """One load child, with the CPU per request of the server (Granian and its workers),
+    of PostgreSQL (the database's backends) and of the load process, in milliseconds."""
+    from http_load import process_tree_cpu_seconds
+
+    server_before, postgres_before = process_tree_cpu_seconds(server_pid), _postgres_cpu(database)
+    result = _child(env, "load", *arguments)
+    server = process_tree_cpu_seconds(server_pid) - server_before
+    postgres = sum(
+        seconds - postgres_before.get(pid, 0.0) for pid, seconds in _postgres_cpu(database).items()
+    )
+    requests = max(result["requests"], 1)
+    result["cpu_ms_per_request"] = {
+        "server": 1000 * server / requests,
+        "postgres": 1000 * postgres / requests,
+        "load": 1000 * result.pop("load_cpu_seconds") / requests,
+    }
+    return result
 
 
 # --- parent ----------------------------------------------------------------------------------
@@ -386,9 +430,9 @@ def measure_http(arguments: argparse.Namespace) -> dict[str, Any]:
             shop = _child(env, "setup", str(arguments.shop_customers))
             if not shop["with_list"]:
                 return {"skipped": "the demo shop's training stored no list", **shop}
-            from http_load import patron_server
+            from http_load import patron_server_process
 
-            with patron_server(env) as base:
+            with patron_server_process(env) as (base, server_pid):
                 mixed = [
                     customer
                     for pair in zip(shop["with_list"], shop["without_list"], strict=False)
@@ -397,9 +441,10 @@ def measure_http(arguments: argparse.Namespace) -> dict[str, Any]:
                 ids = ",".join(mixed)
                 # Warm-up, not measured: the workers import the API and open their connections.
                 _child(env, "load", base, shop["token"], ids, "20", "2")
-                latency = _child(
+                latency = _measured_load(
                     env,
-                    "load",
+                    server_pid,
+                    name,
                     base,
                     shop["token"],
                     ids,
@@ -408,9 +453,10 @@ def measure_http(arguments: argparse.Namespace) -> dict[str, Any]:
                 )
                 # The two kinds apart, to tell where the time goes (not the goal's figure).
                 by_kind = {
-                    kind: _child(
+                    kind: _measured_load(
                         env,
-                        "load",
+                        server_pid,
+                        name,
                         base,
                         shop["token"],
                         ",".join(shop[kind]),
@@ -563,17 +609,25 @@ def print_http(arguments: argparse.Namespace, http: dict[str, Any]) -> None:
         print(
             f"  GET /customers/{{id}}/recommendations?n=10: p50 {http['p50_ms']:.1f} ms, "
             f"p99 {http['p99_ms']:.1f} ms, max {http['max_ms']:.1f} ms, "
-            f"{http['failures']} failures of {http['requests']}"
+            f"{http['failures']} failures of {http['requests']}; {_cpu_text(http)}"
         )
         labels = {"with_list": "precomputed lists only", "without_list": "computed now only"}
         for kind, figures in http["by_kind"].items():
             print(
                 f"  {labels[kind]}: p50 {figures['p50_ms']:.1f} ms, "
                 f"p99 {figures['p99_ms']:.1f} ms, max {figures['max_ms']:.1f} ms, "
-                f"{figures['failures']} failures"
+                f"{figures['failures']} failures; {_cpu_text(figures)}"
             )
         verdict = "PASS" if http["p99_ms"] < P99_GOAL_MS and not http["failures"] else "FAIL"
         print(f"  goal p99 < {P99_GOAL_MS:.0f} ms (both kinds in turn): {verdict}")
+
+
+def _cpu_text(figures: dict[str, Any]) -> str:
+    cpu = figures["cpu_ms_per_request"]
+    return (
+        f"CPU per request: server {cpu['server']:.2f} ms, PostgreSQL {cpu['postgres']:.2f} ms, "
+        f"load process {cpu['load']:.2f} ms"
+    )
 
 
 def _run_child(arguments: list[str]) -> None:
