@@ -7,7 +7,7 @@ from ninja import NinjaAPI, Router
 from patron.api.auth import api_auth, apply_access
 from patron.api.errors import install_error_handlers
 from patron.api.routers import analytics, coupons, customers, ingest, loyalty, privacy, recommend
-from patron.api.validation import forbid_unknown_fields
+from patron.api.validation import document_unreadable_bodies, forbid_unknown_fields
 
 #: (URL prefix, router) of every domain; a new app adds its router here.
 ROUTERS: list[tuple[str, Router]] = [
@@ -43,4 +43,5 @@ install_error_handlers(api)
 for prefix, router in ROUTERS:
     apply_access(router)
     forbid_unknown_fields(router)
+    document_unreadable_bodies(router)
     api.add_router(prefix, router)

@@ -3,6 +3,8 @@
 - :func:`forbid_unknown_fields` makes every JSON body schema of a router refuse fields it does
   not define (``422 invalid_request`` naming ``body.colour: Extra inputs are not permitted``),
   so that a misspelt optional field is an error rather than silently ignored.
+- :func:`document_unreadable_bodies` lists that ``400 invalid_json`` (a body that is not
+  JSON) among the documented answers of every operation with a JSON body.
 - :class:`RequestBodyLimitMiddleware` answers a body larger than
   ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``PATRON_MAX_BODY_BYTES``) under ``/api/`` with
   ``413 payload_too_large`` naming both sizes, before anything reads it.
@@ -17,10 +19,10 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
-from ninja import Router
+from ninja import Router, Schema
 from pydantic import BaseModel
 
-from patron.api.errors import error_response
+from patron.api.errors import ErrorOut, error_response
 
 API_PATH_PREFIX = "/api/"
 
@@ -59,6 +61,20 @@ def forbid_unknown_fields(router: Router) -> None:
                     for body_model in _nested_models(field.annotation):
                         _forbid_extra(body_model, done)
                 param_model.model_rebuild(force=True)
+
+
+def document_unreadable_bodies(router: Router) -> None:
+    """Add ``400`` (:class:`ErrorOut`: ``invalid_json``, what the error handlers answer to a
+    body that is not JSON) to the documented responses of every operation of ``router`` that
+    reads a JSON body, unless it documents a 400 itself."""
+    # The wrapper django-ninja makes of each ``response={status: schema}`` entry.
+    error_model = type(
+        "NinjaResponseSchema", (Schema,), {"__annotations__": {"response": ErrorOut}}
+    )
+    for path_view in router.path_operations.values():
+        for operation in path_view.operations:
+            if any(model.__ninja_param_source__ == "body" for model in operation.models):
+                operation.response_models.setdefault(400, error_model)
 
 
 class RequestBodyLimitMiddleware:
