@@ -20,7 +20,13 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
-from patron.core.roles import PageAreaChoices, StaffRoleChoices, has_any_role
+from patron.core.roles import (
+    ApiPermissionChoices,
+    PageAreaChoices,
+    StaffRoleChoices,
+    has_any_role,
+    has_permission,
+)
 from patron.customers.models import Customer
 from patron.customers.selectors import get_customer
 from patron.privacy.audit import audit_events, request_actor
@@ -75,21 +81,21 @@ def can_read_audit_log(user: Any) -> bool:
 
 
 def may_record_consent(user: Any) -> bool:
-    """Whether ``user`` records consent decisions on the customer page: superusers,
-    administrators and service agents (who take the customer's call)."""
-    return has_any_role(user, (StaffRoleChoices.ADMIN, StaffRoleChoices.SERVICE_AGENT))
+    """Whether ``user`` records consent decisions on the customer page (the API's
+    ``consents.write``: administrators and service agents, who take the customer's call)."""
+    return has_permission(user, ApiPermissionChoices.CONSENTS_WRITE)
 
 
 def may_correct_profiles(user: Any) -> bool:
-    """Whether ``user`` corrects customers' profiles: superusers, administrators and service
-    agents."""
-    return has_any_role(user, (StaffRoleChoices.ADMIN, StaffRoleChoices.SERVICE_AGENT))
+    """Whether ``user`` corrects customers' profiles (``privacy.correct``: administrators and
+    service agents)."""
+    return has_permission(user, ApiPermissionChoices.PRIVACY_CORRECT)
 
 
 def may_answer_requests(user: Any) -> bool:
-    """Whether ``user`` exports and erases customers' data and keeps the request register:
-    superusers and administrators."""
-    return has_any_role(user, (StaffRoleChoices.ADMIN,))
+    """Whether ``user`` exports and erases customers' data and keeps the request register
+    (``privacy.requests``: administrators)."""
+    return has_permission(user, ApiPermissionChoices.PRIVACY_REQUESTS)
 
 
 def consent_panel(customer: Customer, user: Any) -> dict[str, Any]:
