@@ -236,25 +236,31 @@ def recommendations_for(customer: Customer, n: int = 10) -> RecommendationList:
 
 def _precomputed(customer: Customer, n: int) -> tuple[TrainingRun | None, list[RecommendedProduct]]:
     """The serving run and the first ``n`` items of the customer's stored list in it that
-    pass the serving rules now, with their products and reason products: one statement of
-    SQL, since this is the path of most requests; ``(None, [])`` when there are none."""
+    pass the serving rules now, with their products and reason products; ``(None, [])``
+    when there are none.
+
+    Two statements of SQL: the run with the list's rows under the serving rules, then (when
+    there are rows) the products with their categories. One statement joining them all cost
+    PostgreSQL 0.69 ms, most of it planning six tables; the two take 0.28 + 0.11 ms, and a
+    customer without a stored list (served from the popular products) only the first."""
     run = _run_columns()
     run_sql, run_params = _serving_run_sql()
     recommendation = columns(Recommendation, "r")
     product, category = _served_columns("p", "pc")
-    reason_product, reason_category = _served_columns("rp", "rpc")
     rules, rule_params = _serving_rules_sql(recommendation.column("product_id"), category, customer)
+    # The category only for the repeat-purchase test, when there is one.
+    category_join = (
+        f"LEFT JOIN {category.table} ON {category.column('id')} = {product.column('category_id')} "
+        if repeat_purchase_categories()
+        else ""
+    )
     rows = fetch_all(
         f"SELECT {run.sql}, {recommendation.column('score')}, {recommendation.column('reason')}, "
-        f"{_served_sql(product, category)}, {_served_sql(reason_product, reason_category)} "
+        f"{recommendation.column('product_id')}, {recommendation.column('reason_product_id')} "
         f"FROM ({run_sql}) t "
         f"JOIN {recommendation.table} ON {recommendation.column('run_id')} = {run.column('id')} "
         f"JOIN {product.table} ON {product.column('id')} = {recommendation.column('product_id')} "
-        f"LEFT JOIN {category.table} ON {category.column('id')} = {product.column('category_id')} "
-        f"LEFT JOIN {reason_product.table} "
-        f"ON {reason_product.column('id')} = {recommendation.column('reason_product_id')} "
-        f"LEFT JOIN {reason_category.table} "
-        f"ON {reason_category.column('id')} = {reason_product.column('category_id')} "
+        f"{category_join}"
         f"WHERE {recommendation.column('customer_id')} = %s "
         f"AND {product.column('is_active')} = %s AND {rules} "
         f"ORDER BY {recommendation.column('rank')} LIMIT %s",
@@ -264,17 +270,22 @@ def _precomputed(customer: Customer, n: int) -> tuple[TrainingRun | None, list[R
         return None, []
     served_run = run.instance(rows[0])
     offset = len(run)
+    products = _served_products(
+        [key for row in rows for key in row[offset + 2 : offset + 4] if key is not None]
+    )
     items = []
     for row in rows:
-        recommended = _served_product(row, offset + 2)
-        assert recommended is not None
+        score, reason, product_id, reason_product_id = row[offset : offset + 4]
+        recommended = products.get(product_id)
+        if recommended is None:
+            continue  # deleted since the first statement
         items.append(
             RecommendedProduct(
                 rank=0,
                 product=recommended,
-                score=row[offset],
-                reason=row[offset + 1],
-                reason_product=_served_product(row, offset + 2 + SERVED_WIDTH),
+                score=score,
+                reason=reason,
+                reason_product=products.get(reason_product_id),
             )
         )
     return served_run, items
