@@ -130,8 +130,9 @@ def _serving_run() -> TrainingRun | None:
 
 
 def _run_columns() -> Columns[TrainingRun]:
-    """What serving reads of a training run (alias ``t``)."""
-    return columns(TrainingRun, "t", only=("status", "as_of", "started_at", "finished_at"))
+    """What serving reads of a training run (alias ``t``): its id and when it finished (the
+    stored list's statement repeats them on every row, and each time read costs a parse)."""
+    return columns(TrainingRun, "t", only=("status", "finished_at"))
 
 
 def _serving_run_sql() -> tuple[str, list[object]]:

@@ -178,6 +178,13 @@ def customer_recommendations(
     customer = get_customer_or_404(external_id)
     found = recommendations_for(customer, n)
     finished_at = None if found.run is None else found.run.finished_at
+    # Worded once per reason and product: a list's reasons repeat (popular products, several
+    # products because of one purchase).
+    texts: dict[tuple[str, str | None], str] = {}
+    for item in found.items:
+        key = (item.reason, item.reason_product.name if item.reason_product else None)
+        if key not in texts:
+            texts[key] = reason_text(*key)
     # The body is written here as RecommendationsOut writes it (tests/api/test_recommend.py
     # validates it against the schema): building some thirty pydantic models and having
     # ninja validate them again took 1.4 ms of CPU, as much as reading the list.
@@ -192,9 +199,9 @@ def customer_recommendations(
                 "product": _product_json(item.product),
                 "score": item.score,
                 "reason": item.reason,
-                "reason_text": reason_text(
-                    item.reason, item.reason_product.name if item.reason_product else None
-                ),
+                "reason_text": texts[
+                    (item.reason, item.reason_product.name if item.reason_product else None)
+                ],
                 "reason_product": (
                     None if item.reason_product is None else _product_json(item.reason_product)
                 ),
