@@ -224,10 +224,3 @@ def test_active_days_limits_the_stored_lists_to_recent_customers(tea_shop: dict)
     # then
     stored = set(Recommendation.objects.filter(run=run).values_list("customer_id", flat=True))
     assert stored == {customers["viewer"].pk}
-
-
-def test_settings_refuse_more_popular_products_than_serving_reads() -> None:
-    # when
-    problems = TrainingSettings(popular_products=10_001).check()
-    # then
-    assert problems == ["popular_products must be at most 10000, got 10001"]

@@ -7,9 +7,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-#: The most popular products a run may store per segment (serving reads them with this limit).
-MAX_POPULAR_PRODUCTS = 10_000
-
 
 @dataclass(frozen=True)
 class TrainingSettings:
@@ -52,11 +49,6 @@ class TrainingSettings:
         for name in ("active_days", "list_length", "neighbours", "popular_products", "test_days"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.popular_products > MAX_POPULAR_PRODUCTS:
-            problems.append(
-                f"popular_products must be at most {MAX_POPULAR_PRODUCTS}, "
-                f"got {self.popular_products}"
-            )
         if not 0.0 <= self.diversity <= 1.0:
             problems.append(f"diversity must be between 0 and 1, got {self.diversity}")
         if not 0.0 < self.min_support <= 1.0:
