@@ -11,6 +11,7 @@ from decimal import Decimal
 import polars as pl
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from patron.core import bulk
 from patron.ingest import loaders
@@ -103,7 +104,7 @@ def test_an_explicit_line_id_given_twice_keeps_the_last_row() -> None:
     assert Order.objects.get().total_amount == Decimal("40.0000")
 
 
-def _checks() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def _checks() -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
     tables = [Order._meta.db_table, OrderLine._meta.db_table]
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
@@ -113,7 +114,7 @@ def _checks() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
                 "AND tbl_name IN (%s, %s) ORDER BY name",
                 tables,
             )
-            return [], cursor.fetchall()
+            return [], cursor.fetchall(), []
         cursor.execute(
             "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
             "WHERE conrelid = ANY(%s::regclass[]) ORDER BY conname",
@@ -126,7 +127,15 @@ def _checks() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
             [tables],
         )
         indexes = cursor.fetchall()
-    return constraints, indexes
+        # Column defaults (Django's tables have none; a large load sets two for a while).
+        cursor.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_name = ANY(%s) AND column_default IS NOT NULL "
+            "AND column_default NOT LIKE 'nextval%%' ORDER BY table_name, column_name",
+            [tables],
+        )
+        defaults = cursor.fetchall()
+    return constraints, indexes, defaults
 
 
 @pytest.mark.django_db(transaction=True)
@@ -154,6 +163,7 @@ def test_a_large_load_restores_its_foreign_keys_and_indexes(
     monkeypatch.setattr(loaders, "suspend_checks", spy)
 
     # when imported
+    started = timezone.now()
     summary = import_frames(RecordKind.ORDERS, [frame], options=ImportOptions(strict=strict))
 
     # then the checks were suspended (PostgreSQL: 3 foreign keys, 4 plain indexes; SQLite:
@@ -168,6 +178,9 @@ def test_a_large_load_restores_its_foreign_keys_and_indexes(
             ("A", "C1", Decimal("20.0000")),
             ("B", "C2", Decimal("5.0000")),
         ]
+        # the orders carry the import's time (from defaults set for the load on PostgreSQL)
+        for created_at, updated_at in Order.objects.values_list("created_at", "updated_at"):
+            assert started <= created_at == updated_at <= timezone.now()
         if connection.vendor != "postgresql":
             return
         # the keys were taken as blocks: the sequences have moved past them

@@ -240,6 +240,8 @@ class OrderLoader:
         # Foreign keys and plain indexes of the order tables dropped for a large load
         # (PostgreSQL), restored by finish(); None until the first batch decides.
         self.suspended: list[tuple[str, str]] | None = None
+        # The new orders' timestamps come from column defaults (a large PostgreSQL load).
+        self.timestamps_by_default = False
 
     def _counts_before(self, orders: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Lines already seen in this input for ``orders``: per order, per order and product."""
@@ -345,9 +347,37 @@ class OrderLoader:
                 )
             row = cursor.fetchone()
         known = int(row[0]) if row else 0
-        self.suspended = suspend_checks(
-            [Order._meta.db_table, OrderLine._meta.db_table], order_ids.len() - known
+        tables = [Order._meta.db_table, OrderLine._meta.db_table]
+        self.suspended = list(suspend_checks(tables, order_ids.len() - known))
+        if self.suspended and is_postgres():
+            self._default_timestamps(orders)
+
+    def _default_timestamps(self, orders: str) -> None:
+        """While the order tables are locked for a large load (PostgreSQL), the new orders'
+        ``created_at`` and ``updated_at`` come from column defaults set for this transaction
+        (restored by :meth:`finish`, undone by any rollback): ``COPY`` would otherwise
+        parse the same two timestamps on every row, a fifth of the orders' load."""
+        # A literal of our own making: a utility statement takes no parameters.
+        stamp = _now().isoformat()
+        columns = ("created_at", "updated_at")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"ALTER TABLE {orders} "
+                + ", ".join(
+                    f"ALTER COLUMN {column} SET DEFAULT '{stamp}'::timestamptz"
+                    for column in columns
+                )
+            )
+        assert self.suspended is not None
+        self.suspended.insert(
+            0,
+            (
+                Order._meta.db_table,
+                f"ALTER TABLE {orders} "
+                + ", ".join(f"ALTER COLUMN {column} DROP DEFAULT" for column in columns),
+            ),
         )
+        self.timestamps_by_default = True
 
     def load(self, good: pl.DataFrame) -> BatchResult:
         self._suspend_checks(good)
@@ -530,7 +560,7 @@ class OrderLoader:
                 .alias("total_amount"),
                 "coupon_code",
             ),
-            {"created_at": now, "updated_at": now},
+            {} if self.timestamps_by_default else {"created_at": now, "updated_at": now},
         )
         update_rows(
             Order._meta.db_table,
