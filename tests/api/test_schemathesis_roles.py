@@ -214,6 +214,8 @@ class Seeded:
     statuses: dict[str, Counter[str]] = field(default_factory=dict)
     #: Answers to the unmasked roles that held a seeded plaintext value, by role.
     plain_reads: Counter[str] = field(default_factory=Counter)
+    #: Numbers the ``Idempotency-Key`` of each write.
+    keys: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
 
 def _phone_spellings(phone: str) -> list[str]:
@@ -350,9 +352,6 @@ def role(request: pytest.FixtureRequest) -> str:
     return value
 
 
-_keys = itertools.count(1)
-
-
 def _use_real_values(case: Case, data: st.DataObject, real_values: dict[str, list[Any]]) -> None:
     """Give about half of the case's parameters and body properties that name a seeded row
     (:data:`REAL_VALUES`) or a value from a list (:data:`OPERATION_VALUES`) a real value, and
@@ -399,7 +398,7 @@ def test_every_operation_for_every_role(
     headers = dict(seeded.headers[role])
     if case.method.upper() != "GET":
         # A fresh key each call: the writes that need one run past the 422.
-        headers["Idempotency-Key"] = f"fuzz-{next(_keys)}"
+        headers["Idempotency-Key"] = f"fuzz-{next(seeded.keys)}"
 
     def anonymous_refused(ctx: CheckContext, response: Response, case: Case) -> bool | None:
         if role == ANONYMOUS:
