@@ -42,6 +42,7 @@ from patron.recommend.models import (
     SimilarProduct,
     TrainingRun,
 )
+from patron.recommend.rules import repeat_purchase_test
 
 #: How much each kind of past interaction counts when a list is computed at serving time
 #: (the training's default weights).
@@ -153,7 +154,7 @@ def excluded_product_ids(customer: Customer) -> set[int]:
     line, order = columns(OrderLine, "ol"), columns(Order, "o")
     product, category = columns(Product, "p"), columns(Category, "pc")
     feedback = columns(RecommendationFeedback, "f")
-    repeat_test, repeat_params = _repeat_purchase_test(category)
+    repeat_test, repeat_params = repeat_purchase_test(category)
     statuses = ", ".join(["%s"] * len(PURCHASED_STATUSES))
     not_repeat = f"AND NOT {repeat_test} " if repeat_test else ""
     rows = fetch_all(
@@ -174,21 +175,6 @@ def excluded_product_ids(customer: Customer) -> set[int]:
         ],
     )
     return {row[0] for row in rows}
-
-
-def _repeat_purchase_test(category: Columns[Category]) -> tuple[str, list[object]]:
-    """SQL that is true when the (left-joined) category ``category`` is, or is under, one
-    of the repeat-purchase categories, and false otherwise (also for a product without
-    category: never null), with its parameters; ``("", [])`` when there are none."""
-    paths = repeat_purchase_categories()
-    if not paths:
-        return "", []
-    path = category.column("path")
-    test = " OR ".join([f"{path} = %s OR {path} LIKE %s ESCAPE '!'"] * len(paths))
-    params: list[object] = []
-    for repeat_path in paths:
-        params += [repeat_path, _like_prefix(f"{repeat_path} > ")]
-    return f"COALESCE(({test}), %s)", [*params, False]
 
 
 def recommendations_for(customer: Customer, n: int = 10) -> RecommendationList:
@@ -296,7 +282,7 @@ def _serving_rules_sql(
     dismissed, not bought unless of a repeat-purchase category; with its parameters."""
     line, order = columns(OrderLine, "ol"), columns(Order, "o")
     feedback = columns(RecommendationFeedback, "f")
-    repeat_test, repeat_params = _repeat_purchase_test(category)
+    repeat_test, repeat_params = repeat_purchase_test(category)
     if repeat_test:
         repeat_test += " OR "
     statuses = ", ".join(["%s"] * len(PURCHASED_STATUSES))
@@ -354,12 +340,6 @@ def _served_product(row: Sequence[Any], offset: int) -> ServedProduct | None:
         name=str(name),
         category_path="" if path is None else str(path),
     )
-
-
-def _like_prefix(prefix: str) -> str:
-    """A LIKE pattern (escape character ``!``) for texts that start with ``prefix``."""
-    escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-    return f"{escaped}%"
 
 
 def _computed(

@@ -25,7 +25,6 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from patron.analytics.choices import SegmentationChoices
@@ -65,6 +64,7 @@ from patron.recommend.models import (
     SimilarProduct,
     TrainingRun,
 )
+from patron.recommend.rules import repeat_purchase_products
 
 #: The recommender the API serves (the best on Online Retail, docs/recommendations.md).
 SERVED_RECOMMENDER = "hybrid"
@@ -199,18 +199,6 @@ def rfm_segments() -> dict[Hashable, Hashable]:
         )
         segments.update(dict.fromkeys(rows, code))
     return segments
-
-
-def repeat_purchase_products(categories: tuple[str, ...] | None = None) -> set[int]:
-    """Products of the repeat-purchase categories (:func:`repeat_purchase_categories`) and of
-    their sub-categories (``path > ...``)."""
-    paths = repeat_purchase_categories() if categories is None else categories
-    if not paths:
-        return set()
-    condition = Q()
-    for path in paths:
-        condition |= Q(category__path=path) | Q(category__path__startswith=f"{path} > ")
-    return set(Product.objects.filter(condition).values_list("pk", flat=True))
 
 
 def _end_of(as_of: dt.datetime | dt.date | None) -> dt.datetime:
