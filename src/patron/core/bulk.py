@@ -296,7 +296,10 @@ def fetch_frame(
     (``IN (SELECT value FROM json_each(...))``). Datetimes come back in UTC.
     """
     quote = connection.ops.quote_name
-    selected = ", ".join(quote(column) for column in columns.values())
+    postgres = is_postgres()
+    selected = ", ".join(
+        _selected(quote(column), schema[name], postgres) for name, column in columns.items()
+    )
     conditions = "".join(f" AND {quote(name)} = %s" for name in filters or {})
     filter_values = list((filters or {}).values())
     sql = f"SELECT {selected} FROM {quote(table)} WHERE {quote(key_column)} "
@@ -315,21 +318,37 @@ def fetch_frame(
                     [json.dumps(list(chunk)), *filter_values],
                 )
                 rows.extend(cursor.fetchall())
-    # SQLite hands back naive datetimes (UTC, as Django stores them); PostgreSQL aware ones.
+    # SQLite hands back naive datetimes (UTC, as Django stores them); PostgreSQL microseconds
+    # since 1970 (see _selected).
     read_schema = {
-        name: (pl.Datetime("us") if isinstance(dtype, pl.Datetime) and not is_postgres() else dtype)
+        name: (
+            (pl.Int64 if postgres else pl.Datetime("us"))
+            if isinstance(dtype, pl.Datetime)
+            else dtype
+        )
         for name, dtype in schema.items()
     }
     frame = pl.DataFrame(rows, schema=read_schema, orient="row", strict=False)
     return frame.with_columns(
-        (
-            pl.col(name).dt.replace_time_zone("UTC")
-            if read_schema[name] != dtype
-            else pl.col(name).dt.convert_time_zone("UTC")
-        )
+        pl.col(name).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
         for name, dtype in schema.items()
         if isinstance(dtype, pl.Datetime)
     )
+
+
+def _selected(column: str, dtype: Any, postgres: bool) -> str:
+    """The select-list item for ``column`` read as ``dtype``. On PostgreSQL the server sends
+    amounts read as floats as ``float8`` and date-times as microseconds since 1970: building
+    the driver's Decimal and time-zone-aware datetime objects, then converting them, cost
+    the client five times the CPU of the query itself (a re-import reads every order and
+    line it names)."""
+    if not postgres:
+        return column
+    if dtype == pl.Float64:
+        return f"{column}::float8"
+    if isinstance(dtype, pl.Datetime):
+        return f"(extract(epoch FROM {column}) * 1000000)::bigint"
+    return column
 
 
 #: New rows a load must bring, at the least, before its checks are suspended.
