@@ -138,11 +138,12 @@ def test_customer_page_queries_with_a_precomputed_list(
 ) -> None:
     # given
     train_recommendations(triggered_by="test")
-    # when / then: the page's thirteen (with the consent panel's two); for the list: the
-    # customer's personalisation consent, the stored list with the serving run and the
-    # serving rules, its products with their categories; the list is short (two products),
-    # so it is completed: the history's lines and events, the excluded products (purchases
-    # and dismissals in one), their stored neighbours, the customer's segment, the popular
-    # products; the user's roles and the audit event of the unmasked read
-    with django_assert_num_queries(24):
+    # when / then: the page's fourteen (with the consent panel's two and the data subject
+    # requests panel's one); for the list: the customer's personalisation consent, the
+    # stored list with the serving run and the serving rules, its products with their
+    # categories; the list is short (two products), so it is completed: the history's lines
+    # and events, the excluded products (purchases and dismissals in one), their stored
+    # neighbours, the customer's segment, the popular products; the user's roles and the
+    # audit event of the unmasked read
+    with django_assert_num_queries(25):
         assert staff_client.get("/customers/C-a/").status_code == 200
