@@ -14,6 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from patron.core import bulk
+from patron.customers.models import Customer
 from patron.ingest import loaders
 from patron.ingest.services import ImportOptions, RecordKind, import_frames
 from patron.orders.models import Order, OrderLine
@@ -193,3 +194,21 @@ def test_a_large_load_restores_its_foreign_keys_and_indexes(
                     [table],
                 )
                 assert cursor.fetchone() == (True,)
+
+
+def test_a_customer_named_in_several_batches_is_created_once() -> None:
+    # given customer C1 in two batches, C2 only in the second
+    first = _lines([("A", "C1", "P1", 1, "1.00")])
+    second = _lines([("B", "C1", "P2", 1, "2.00"), ("C", "C2", "P1", 1, "3.00")])
+
+    # when imported as one input
+    summary = import_frames(RecordKind.ORDERS, [first, second])
+
+    # then each customer exists once and holds its orders
+    assert summary.created["customers"] == 2
+    assert sorted(Order.objects.values_list("external_id", "customer__external_id")) == [
+        ("A", "C1"),
+        ("B", "C1"),
+        ("C", "C2"),
+    ]
+    assert Customer.objects.count() == 2

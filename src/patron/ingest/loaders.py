@@ -90,14 +90,25 @@ def _money_equal(left: pl.Expr, right: pl.Expr) -> pl.Expr:
 # --- customers and products named by id -------------------------------------------------
 
 
-def resolve_customer_ids(external_ids: pl.Series) -> tuple[pl.DataFrame, int]:
+def resolve_customer_ids(
+    external_ids: pl.Series, known: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, int]:
     """Map external customer ids to customer keys, creating customers named only by id.
 
     Ids merged into another customer resolve to the survivor, ids erased at the customer's
-    request to their pseudonymous record. Returns a frame ``(customer_id, customer_pk)`` and
-    the number of customers created.
+    request to their pseudonymous record. ``known`` is a frame this function returned
+    before in the same import: its ids are not looked up again. Returns a frame
+    ``(customer_id, customer_pk)`` of those and ``external_ids``, and the number of
+    customers created.
     """
-    wanted = external_ids.drop_nulls().unique().to_list()
+    unique_ids = external_ids.drop_nulls().unique()
+    if known is not None and known.height:
+        # A file names most of its customers in every block: each is looked up once per
+        # import, not once per block.
+        unique_ids = unique_ids.filter(
+            unique_ids.is_in(known.get_column("customer_id").implode()).not_()
+        )
+    wanted = unique_ids.to_list()
     found: dict[str, int] = dict(
         fetch_frame(
             CustomerIdentity._meta.db_table,
@@ -157,6 +168,8 @@ def resolve_customer_ids(external_ids: pl.Series) -> tuple[pl.DataFrame, int]:
         {"customer_id": list(found.keys()), "customer_pk": list(found.values())},
         schema={"customer_id": pl.Utf8, "customer_pk": pl.Int64},
     )
+    if known is not None:
+        frame = pl.concat([known, frame])
     return frame, len(missing)
 
 
@@ -242,6 +255,11 @@ class OrderLoader:
         self.suspended: list[tuple[str, str]] | None = None
         # The new orders' timestamps come from column defaults (a large PostgreSQL load).
         self.timestamps_by_default = False
+        # Customer ids resolved so far (customer_id, customer_pk). Within one import an id
+        # keeps its key: on SQLite the import holds the write lock; on PostgreSQL a merge
+        # committed meanwhile by another session could re-point it, as it could between a
+        # block's look-up and its write.
+        self.customer_keys: pl.DataFrame | None = None
 
     def _counts_before(self, orders: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Lines already seen in this input for ``orders``: per order, per order and product."""
@@ -431,7 +449,10 @@ class OrderLoader:
         if rows.height == 0:
             return BatchResult(_statuses(pl.Series(ROW, [], dtype=pl.Int64), INSERTED), rejected)
 
-        customers, customers_created = resolve_customer_ids(rows.get_column("customer_id"))
+        customers, customers_created = resolve_customer_ids(
+            rows.get_column("customer_id"), self.customer_keys
+        )
+        self.customer_keys = customers
         products, products_created = resolve_product_ids(rows.select("product_id", "product_name"))
         rows = rows.join(products, on="product_id", how="left")
         # A key repeated within one batch (an explicit line_id given twice): the last row
