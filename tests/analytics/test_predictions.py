@@ -21,9 +21,13 @@ from patron.analytics.models import CustomerAnalysis, ModelRun
 from patron.analytics.prediction_settings import PredictionSettings
 from patron.analytics.selectors import churn_reasons, value_at_risk
 from patron.analytics.services import AnalysisError, run_analysis
+from patron.customers.models import Customer
 from patron.demo.generator import DemoWorld
 from patron.engine.clv import BetaGeoModel, GammaGammaModel, customer_lifetime_value
+from patron.orders.models import Order
 from tests.analytics.conftest import AS_OF, store_customers
+
+AS_OF_SOLO = dt.date(2024, 7, 1)
 
 pytestmark = pytest.mark.django_db
 
@@ -213,3 +217,30 @@ def test_a_calibration_end_after_the_analysis_day_fails_the_run_with_the_reason(
     with pytest.raises(AnalysisError, match="calibration end 2025-06-01 must be before"):
         run_analysis(as_of=AS_OF, predictions=settings)
     assert not CustomerAnalysis.objects.exists()
+
+
+def test_a_degenerate_fit_is_kept_as_failed_and_leaves_the_predictions_empty() -> None:
+    # given: one customer, three orders, the last one on the analysis day (with a single
+    # customer the BG/NBD likelihood has no proper maximum: its parameters run off and the
+    # expected purchases come out as NaN)
+    customer = Customer.objects.create(external_id="solo")
+    for number, (day, total) in enumerate(
+        [(dt.date(2024, 3, 1), "279.50"), (dt.date(2024, 6, 18), "99.90"), (AS_OF_SOLO, "120.00")]
+    ):
+        Order.objects.create(
+            external_id=f"S-{number}",
+            customer=customer,
+            ordered_at=dt.datetime.combine(day, dt.time(4), tzinfo=dt.UTC),
+            status="paid",
+            subtotal_amount=Decimal(total),
+            total_amount=Decimal(total),
+        )
+    # when
+    run = run_analysis(as_of=AS_OF_SOLO)
+    # then
+    assert run.status == AnalysisRunStatusChoices.SUCCEEDED
+    bg_nbd = ModelRun.objects.get(analysis=run, kind=PredictiveModelChoices.BG_NBD)
+    assert bg_nbd.status == AnalysisRunStatusChoices.FAILED
+    assert "degenerate" in bg_nbd.error
+    row = CustomerAnalysis.objects.get(run=run, customer=customer)
+    assert (row.p_alive, row.expected_purchases_90d, row.clv) == (None, None, None)

@@ -141,10 +141,14 @@ def predict_customers(
     if isinstance(purchases, BetaGeoModel):
         _describe_transaction_fit(purchase_run, purchases, summary)
         horizon = float(settings.horizon_days)
-        customers = customers.with_columns(
-            pl.Series("p_alive", purchases.p_alive(summary)),
-            pl.Series("expected_purchases_90d", purchases.expected_purchases(horizon, summary)),
-        ).hstack(_next_purchase_dates(purchases, summary, as_of))
+        alive = purchases.p_alive(summary)
+        expected = purchases.expected_purchases(horizon, summary)
+        if _degenerate(purchase_run, alive, expected):
+            purchases = None
+        else:
+            customers = customers.with_columns(
+                pl.Series("p_alive", alive), pl.Series("expected_purchases_90d", expected)
+            ).hstack(_next_purchase_dates(purchases, summary, as_of))
     if isinstance(spend, GammaGammaModel):
         _describe_spend_fit(spend_run, spend, spend_data)
         if isinstance(purchases, BetaGeoModel):
@@ -156,8 +160,9 @@ def predict_customers(
                 discount_rate=settings.discount_rate,
                 time_unit=TIME_UNIT,
             )
-            customers = customers.with_columns(pl.Series("clv", clv))
-            spend_run.metrics["total_customer_equity"] = float(np.sum(clv))
+            if not _degenerate(spend_run, clv):
+                customers = customers.with_columns(pl.Series("clv", clv))
+                spend_run.metrics["total_customer_equity"] = float(np.sum(clv))
     if settings.validate and settings.calibration_end is not None:
         _validate(purchase_run, spend_run, orders, as_of, settings.calibration_end)
     runs += [purchase_run, spend_run]
@@ -210,6 +215,23 @@ def _fit(
         model = None
     record.duration_seconds = time.perf_counter() - began
     return model, record
+
+
+def _degenerate(record: ModelRunRecord, *predictions: Any) -> bool:
+    """Whether a fitted model predicts something that is not a finite number for a customer
+    (with one or two customers the likelihood has no proper maximum and the parameters run
+    off to extremes); if so the run is kept as failed, saying why, and its predictions stay
+    empty rather than stored as NaN."""
+    bad = sum(int(np.count_nonzero(~np.isfinite(np.asarray(values)))) for values in predictions)
+    if bad == 0:
+        return False
+    record.status = AnalysisRunStatusChoices.FAILED
+    record.error = (
+        f"the fit is degenerate on this data: {bad} prediction(s) are not finite numbers "
+        f"(parameters {json_safe(record.parameters)}); more customers with repeat purchases "
+        "are needed"
+    )
+    return True
 
 
 def _spend_data(summary: pl.DataFrame) -> pl.DataFrame:
