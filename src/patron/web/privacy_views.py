@@ -219,10 +219,12 @@ def requests_panel(customer: Customer, user: Any) -> dict[str, Any]:
     the customer's requests so far."""
     may_correct = may_correct_profiles(user)
     may_answer = may_answer_requests(user)
+    if not (may_correct or may_answer):
+        return {"visible": False}
     erased = is_pseudonym(customer.external_id)
     return {
         "customer": customer,
-        "visible": may_correct or may_answer,
+        "visible": True,
         "erased": erased,
         "correction_form": (
             ProfileCorrectionForm(initial=profile_initial(customer), auto_id="correct_%s")
