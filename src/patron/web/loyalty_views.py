@@ -4,7 +4,8 @@ loyalty manager (programme settings, tiers, earning rules, rewards, coupon templ
 Views read the request, parse forms (:mod:`patron.web.loyalty_forms`) and call the loyalty
 functions (``patron.loyalty.programme``, ``tiers``, ``rewards``, ``coupons``) and selectors;
 the rules live there. Every staff user may look; only administrators and loyalty managers may
-change anything (:func:`can_configure_loyalty`), other roles get no forms and a 403 on a post.
+change the programme (:func:`can_configure_loyalty`), and coupons also marketers (the API's
+``coupons.configure``); other roles get no forms and a 403 on a post.
 """
 
 from __future__ import annotations
@@ -35,7 +36,12 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from patron.core.roles import PageAreaChoices, can_configure_loyalty
+from patron.core.roles import (
+    ApiPermissionChoices,
+    PageAreaChoices,
+    can_configure_loyalty,
+    has_permission,
+)
 from patron.loyalty.coupons import create_coupon_template, generate_coupon_codes
 from patron.loyalty.errors import LoyaltyInputError
 from patron.loyalty.models import Coupon, CouponTemplate, Programme, Tier
@@ -90,6 +96,26 @@ def configurer_required(view: View) -> View:
     return area_required(PageAreaChoices.LOYALTY)(wrapper)
 
 
+def can_configure_coupons(user: Any) -> bool:
+    """Whether ``user`` makes coupon templates and codes (``coupons.configure``:
+    administrators, loyalty managers and marketers), on the dashboard as through the API."""
+    return has_permission(user, ApiPermissionChoices.COUPONS_CONFIGURE)
+
+
+def coupon_configurer_required(view: View) -> View:
+    """Refuse (403) a post by a staff user who may not make coupons; reads pass."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method == "POST" and not can_configure_coupons(request.user):
+            raise PermissionDenied(
+                "only administrators, loyalty managers and marketers make coupons"
+            )
+        return view(request, *args, **kwargs)
+
+    return area_required(PageAreaChoices.LOYALTY)(wrapper)
+
+
 def _saved(form: forms.Form, action: Callable[[dict[str, Any]], object]) -> bool:
     """Call ``action`` with the form's data when the form parses; a loyalty function's refusal
     goes onto the field it names. True when it was saved."""
@@ -108,6 +134,10 @@ def _saved(form: forms.Form, action: Callable[[dict[str, Any]], object]) -> bool
 
 def _context(request: HttpRequest, nav: str, **values: Any) -> dict[str, Any]:
     return {"nav": nav, "can_edit": can_configure_loyalty(request.user), **values}
+
+
+def _coupon_context(request: HttpRequest, **values: Any) -> dict[str, Any]:
+    return {"nav": "loyalty_coupons", "can_edit": can_configure_coupons(request.user), **values}
 
 
 # --- overview ------------------------------------------------------------------------------
@@ -308,7 +338,7 @@ def rewards(request: HttpRequest) -> HttpResponse:
 # --- coupons -------------------------------------------------------------------------------
 
 
-@configurer_required
+@coupon_configurer_required
 def coupons(request: HttpRequest) -> HttpResponse:
     """The coupon templates; a post adds one through ``create_coupon_template``."""
     if request.method == "POST":
@@ -326,7 +356,7 @@ def coupons(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "web/loyalty/coupons.html",
-        _context(request, "loyalty_coupons", templates=coupon_templates(), form=form),
+        _coupon_context(request, templates=coupon_templates(), form=form),
         status=400 if form.errors else 200,
     )
 
@@ -344,7 +374,7 @@ def _batch_start(request: HttpRequest) -> datetime | None:
     return moment
 
 
-@configurer_required
+@coupon_configurer_required
 def coupon_template(request: HttpRequest, template_id: int) -> HttpResponse:
     """A coupon template's rules and codes, 50 a page, with bulk generation of new codes.
 
@@ -395,9 +425,8 @@ def coupon_template(request: HttpRequest, template_id: int) -> HttpResponse:
     return render(
         request,
         "web/loyalty/coupon_template.html",
-        _context(
+        _coupon_context(
             request,
-            "loyalty_coupons",
             template=template,
             categories=template.categories.order_by("path"),
             page=page,
