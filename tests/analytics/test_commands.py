@@ -14,6 +14,7 @@ from patron.analytics.models import AnalysisRun, CustomerAnalysis
 from patron.analytics.services import run_analysis
 from patron.customers.models import Customer
 from patron.demo.generator import DemoWorld
+from patron.privacy.models import AuditEvent
 from tests.analytics.conftest import AS_OF
 
 
@@ -170,6 +171,16 @@ def test_export_segment_writes_its_customers_with_their_scores(
     assert written == _expected_export(run, segment)
     assert frame.columns[:5] == ["external_id", "name", "email", "phone", "as_of"]
     assert f"Wrote {frame.height:,} customers of rfm segment {segment}" in output
+    # and the export of names and contacts is in the audit log, without a value
+    event = AuditEvent.objects.get(action="pii_read")
+    assert event.actor_label == "command: patron export"
+    assert event.details == {
+        "purpose": "segment export (command)",
+        "segmentation": "rfm",
+        "segment": segment,
+        "analysis_run": run.pk,
+        "rows": frame.height,
+    }
 
 
 def test_export_of_an_unknown_segment_lists_the_valid_names(
@@ -183,6 +194,7 @@ def test_export_of_an_unknown_segment_lists_the_valid_names(
         call_command("export", "segment", "vip", str(tmp_path / "x.csv"), "--by", "value_class")
     assert "important_value, important_develop" in str(raised.value)
     assert not (tmp_path / "x.csv").exists()
+    assert not AuditEvent.objects.exists()
 
 
 def test_export_needs_a_run_and_a_known_format(demo_store: DemoWorld, tmp_path: Path) -> None:

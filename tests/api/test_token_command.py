@@ -12,6 +12,7 @@ from django.test import Client
 
 from patron.api.models import ApiToken
 from patron.api.tokens import authenticate_token
+from patron.privacy.models import AuditEvent
 
 
 def run(*args: str) -> tuple[str, str]:
@@ -114,6 +115,20 @@ def test_revoke_stops_the_token(api_user: User) -> None:
     # then
     assert stdout.strip() == f"Revoked token {plaintext[:8]} of shop-sync."
     assert authenticate_token(plaintext) is None
+    # and both changes are in the audit log, named by the token's prefix only
+    events = list(AuditEvent.objects.filter(action="token_change").order_by("pk"))
+    assert [event.details for event in events] == [
+        {
+            "change": "created",
+            "token": plaintext[:8],
+            "user": "shop-sync",
+            "scopes": ["read"],
+            "expires_at": None,
+        },
+        {"change": "revoked", "token": plaintext[:8], "user": "shop-sync"},
+    ]
+    assert {event.actor_label for event in events} == {"command: patron token"}
+    assert all(plaintext not in str(event.details) for event in events)
 
 
 def test_revoke_of_an_unknown_prefix_fails_clearly(db: None) -> None:

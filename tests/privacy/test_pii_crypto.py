@@ -20,6 +20,7 @@ from patron.customers.selectors import (
     find_customer_by_phone,
     search_customers,
 )
+from patron.privacy.models import AuditEvent
 from patron.privacy.pii.crypto import (
     PiiDecryptionError,
     blind_index,
@@ -306,6 +307,9 @@ def test_check_keys_counts_what_rotation_has_left_to_do(one_key: Settings) -> No
 
     # and after a rotation nothing is
     call_command("privacy", "rotate-keys", stdout=io.StringIO())
+    rotation = AuditEvent.objects.get(action="key_rotation")
+    assert rotation.details == {"key_id": "k2", "values_reencrypted": 1, "indexes_recomputed": 1}
+    assert rotation.actor_label == "command: patron privacy"
     output = io.StringIO()
     call_command("privacy", "check-keys", stdout=output)
     assert output.getvalue().splitlines()[-1] == "every value is under key k2"

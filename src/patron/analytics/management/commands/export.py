@@ -1,4 +1,7 @@
-"""``patron export segment NAME PATH``: write one segment's customers to CSV or Parquet."""
+"""``patron export segment NAME PATH``: write one segment's customers to CSV or Parquet.
+
+The file holds names and contacts, so each export is a ``pii_read`` audit event (purpose
+``segment export (command)``, the segment and the number of rows; never a value)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from patron.analytics.choices import SegmentationChoices
 from patron.analytics.selectors import UnknownSegmentError, get_run
 from patron.analytics.services import AnalysisError, export_segment
+from patron.privacy.audit import AuditActor, record
+from patron.privacy.choices import AuditActionChoices
+
+#: Who the audit log names for an export by this command.
+COMMAND_ACTOR = AuditActor(label="command: patron export")
 
 
 class Command(BaseCommand):
@@ -50,6 +58,17 @@ class Command(BaseCommand):
             )
         except (AnalysisError, UnknownSegmentError) as error:
             raise CommandError(str(error)) from error
+        record(
+            AuditActionChoices.PII_READ,
+            actor=COMMAND_ACTOR,
+            details={
+                "purpose": "segment export (command)",
+                "segmentation": export.by,
+                "segment": export.segment,
+                "analysis_run": export.run_id,
+                "rows": export.customers,
+            },
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Wrote {export.customers:,} customers of {export.by} segment {export.segment} "

@@ -1,4 +1,5 @@
-"""``patron token create|list|revoke``: manage the API's bearer tokens."""
+"""``patron token create|list|revoke``: manage the API's bearer tokens. Creating and revoking
+one is a ``token_change`` audit event (the token's prefix, user, scopes and expiry)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ from patron.api.tokens import (
     revoke_token,
 )
 from patron.core.envparse import parse_duration
+from patron.privacy.audit import AuditActor, record
+from patron.privacy.choices import AuditActionChoices
+
+#: Who the audit log names for a token change made by this command.
+COMMAND_ACTOR = AuditActor(label="command: patron token")
 
 
 def _format_time(value: Any) -> str:
@@ -103,6 +109,17 @@ class Command(BaseCommand):
             raise CommandError(f"--scope: {error}") from error
         expires_at = timezone.now() + lifetime if lifetime else None
         token, plaintext = create_token(user, name, expires_at, scopes=scopes)
+        record(
+            AuditActionChoices.TOKEN_CHANGE,
+            actor=COMMAND_ACTOR,
+            details={
+                "change": "created",
+                "token": token.key_prefix,
+                "user": username,
+                "scopes": token.scopes.split(),
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
+        )
         self.stdout.write(plaintext)
         # The hint goes to stderr so that `TOKEN=$(patron token create ...)` captures the
         # token alone.
@@ -138,4 +155,13 @@ class Command(BaseCommand):
             token = revoke_token(prefix)
         except (TokenNotFound, AmbiguousTokenPrefix) as error:
             raise CommandError(str(error)) from error
+        record(
+            AuditActionChoices.TOKEN_CHANGE,
+            actor=COMMAND_ACTOR,
+            details={
+                "change": "revoked",
+                "token": token.key_prefix,
+                "user": token.user.get_username(),
+            },
+        )
         self.stdout.write(f"Revoked token {token.key_prefix} of {token.user.get_username()}.")

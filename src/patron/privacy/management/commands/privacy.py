@@ -9,6 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from patron.privacy.audit import AuditActor, record
+from patron.privacy.choices import AuditActionChoices
 from patron.privacy.dsr_commands import DSR_JOBS, add_dsr_arguments, run_dsr_job
 from patron.privacy.pii.crypto import PiiDecryptionError
 from patron.privacy.pii.keys import PiiKeyError, key_ring, new_key_entry
@@ -61,6 +63,15 @@ class Command(BaseCommand):
             summary = rotate_keys(batch_size=options["batch_size"])
         except (PiiKeyError, PiiDecryptionError) as error:
             raise CommandError(str(error)) from error
+        record(
+            AuditActionChoices.KEY_ROTATION,
+            actor=AuditActor(label="command: patron privacy"),
+            details={
+                "key_id": summary.key_id,
+                "values_reencrypted": summary.values_reencrypted,
+                "indexes_recomputed": summary.indexes_recomputed,
+            },
+        )
         for table in summary.tables:
             self.stdout.write(
                 f"{table.label}: {table.rows:,} rows, {table.values_reencrypted:,} values "
