@@ -252,7 +252,7 @@ def _train_recommendations(as_of: date, say: Callable[[str], None]) -> TrainingR
         raise DemoBuildError(f"the recommendations of the demo shop failed: {error}") from error
     best = max(run.report, key=lambda row: row["ndcg"], default=None)
     say(
-        f"  recommendations #{run.pk}: lists for {run.recommended_customers:,} active customers, "
+        f"  recommendations #{run.pk}: lists for {run.recommended_customers:,} customers, "
         f"{run.rules:,} basket rules in {run.duration_seconds or 0:.1f} s"
         + (f"; best NDCG@10 {best['ndcg']:.4f} ({best['recommender']})" if best else "")
     )
