@@ -183,11 +183,12 @@ def recommendations_for(customer: Customer, n: int = 10) -> RecommendationList:
     A customer who does not consent to personalisation gets the shop's popular products
     only (:func:`non_personal`, source ``non_personal``): nothing of theirs is looked at.
 
-    Customers with a precomputed list get it (filtered again: a product may have been
-    bought, dismissed or deactivated since the run); lists shorter than ``n`` and customers
-    without one are completed at serving time: the stored neighbours of what they bought,
-    put in the cart or viewed (weighted 1, 0.3, 0.1), then the products popular in their RFM
-    segment and in the shop, diversified by maximal marginal relevance.
+    Customers with a precomputed list (training stores one for every customer with a
+    history) get it, filtered again: a product may have been bought, dismissed or
+    deactivated since the run. Lists shorter than ``n`` and customers without one (no
+    history at the run) are completed at serving time: the stored neighbours of what they
+    bought, put in the cart or viewed (weighted 1, 0.3, 0.1), diversified by maximal marginal
+    relevance, then the products popular in their RFM segment and in the shop.
     """
     n = max(1, min(n, MAX_LIST_LENGTH))
     if not may(customer, ConsentPurposeChoices.PERSONALISATION):
