@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any
@@ -144,6 +145,16 @@ def test_a_redelivered_decision_answers_200_and_records_nothing(
             "body.changes[0].occurred_at",
             "timezone",
         ),
+        # No place is 19:41 ahead of UTC (PostgreSQL refused it: a 500, found by schemathesis)
+        (
+            {
+                "purpose": "analytics",
+                "granted": False,
+                "occurred_at": "1214-06-17T02:01:44.2+19:41",
+            },
+            "body.changes[0].occurred_at",
+            "between -12:00 and +14:00",
+        ),
     ],
 )
 def test_a_bad_change_is_refused_with_422_naming_the_field(
@@ -235,3 +246,26 @@ def test_the_endpoints_are_in_the_openapi_schema(client: Client, db: None) -> No
     # then
     operations = schema["paths"]["/api/v1/customers/{external_id}/consents"]
     assert set(operations) == {"get", "post"}
+
+
+def test_a_decision_time_is_kept_as_the_same_instant(
+    client: Client, bearer: dict[str, str], customer: Customer
+) -> None:
+    # when: a time in Kiribati (+14:00), the widest offset in use
+    response = post(
+        client,
+        "00042",
+        {
+            "changes": [
+                {
+                    "purpose": "analytics",
+                    "granted": False,
+                    "occurred_at": "2025-06-02T06:00:00+14:00",
+                }
+            ]
+        },
+        bearer,
+    )
+    # then
+    assert response.status_code == 201
+    assert ConsentEvent.objects.get().occurred_at == dt.datetime(2025, 6, 1, 16, 0, tzinfo=dt.UTC)

@@ -15,13 +15,12 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import AwareDatetime
 
 from patron.api.auth import requires_permission, requires_scope
 from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
-from patron.api.schemas import ShopDateTime, format_amount
+from patron.api.schemas import ApiDateTime, ShopDateTime, format_amount
 from patron.api.shortcuts import (
     get_customer_or_404,
     input_error,
@@ -142,8 +141,8 @@ class CouponTemplateIn(Schema):
         description="Paths of the categories the discount applies to; empty: the whole order",
         examples=[["Tea > Green tea"]],
     )
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = Field(None, description="Exclusive; null: open")
+    valid_from: ApiDateTime | None = None
+    valid_until: ApiDateTime | None = Field(None, description="Exclusive; null: open")
     total_use_limit: int | None = Field(None, description="Uses of all its codes together")
     per_customer_use_limit: int | None = None
     is_stackable: bool = Field(False, description="May be combined with other codes")

@@ -19,13 +19,12 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from ninja import Body, Field, Query, Router, Schema, Status
-from pydantic import AwareDatetime
 
 from patron.api.auth import requires_permission, requires_scope
 from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
-from patron.api.schemas import MAX_PAGE_NUMBER, ShopDateTime
+from patron.api.schemas import MAX_PAGE_NUMBER, ApiDateTime, ShopDateTime
 from patron.api.shortcuts import (
     get_customer_or_404,
     input_error,
@@ -283,8 +282,8 @@ class PromotionIn(Schema):
     multiplier: Decimal = Field(
         max_digits=MULTIPLIER_MAX_DIGITS, decimal_places=MULTIPLIER_DECIMAL_PLACES, examples=["2"]
     )
-    starts_at: AwareDatetime = Field(examples=["2024-11-11T00:00:00+08:00"])
-    ends_at: AwareDatetime = Field(examples=["2024-11-12T00:00:00+08:00"])
+    starts_at: ApiDateTime = Field(examples=["2024-11-11T00:00:00+08:00"])
+    ends_at: ApiDateTime = Field(examples=["2024-11-12T00:00:00+08:00"])
 
 
 class CategoryMultiplierIn(Schema):
@@ -314,8 +313,8 @@ class RewardIn(Schema):
     coupon_template_id: int | None = Field(None, description="Required for a coupon reward")
     stock: int | None = Field(None, description="Null: unlimited")
     per_member_limit: int | None = Field(None, description="Null: no limit")
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: ApiDateTime | None = None
+    valid_until: ApiDateTime | None = None
     eligible_tiers: list[str] = Field(
         default_factory=list, description="Names of the tiers that may have it; empty: all"
     )

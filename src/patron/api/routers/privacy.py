@@ -10,13 +10,12 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Router, Schema, Status
-from pydantic import AwareDatetime
 
 from patron.api.auth import requires_permission, requires_scope
 from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
 from patron.api.idempotency import require_idempotency_key
-from patron.api.schemas import ShopDateTime
+from patron.api.schemas import ApiDateTime, ShopDateTime
 from patron.api.shortcuts import invalid_request
 from patron.core.roles import ApiPermissionChoices
 from patron.customers.models import Customer
@@ -116,7 +115,7 @@ class ConsentChangeIn(Schema):
         max_length=128,
         description="The source's id of the decision: sent twice, recorded once",
     )
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: ApiDateTime | None = Field(
         default=None, description="When the customer decided (default: now)"
     )
 

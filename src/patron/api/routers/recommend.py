@@ -10,12 +10,11 @@ from typing import Literal
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import AwareDatetime
 
 from patron.api.auth import requires_permission, requires_scope
 from patron.api.choices import ScopeChoices
 from patron.api.errors import ApiError, ErrorOut, ValidationErrorOut
-from patron.api.schemas import ShopDateTime
+from patron.api.schemas import ApiDateTime, ShopDateTime
 from patron.api.shortcuts import get_customer_or_404, invalid_request
 from patron.catalog.models import Product
 from patron.core.roles import ApiPermissionChoices
@@ -104,7 +103,7 @@ class FeedbackIn(Schema):
     customer_id: str = Field(description="The customer's external id")
     product_id: str = Field(description="The product's external id")
     kind: Literal["shown", "clicked", "dismissed", "purchased"]
-    occurred_at: AwareDatetime | None = Field(default=None, description="Default: now")
+    occurred_at: ApiDateTime | None = Field(default=None, description="Default: now")
 
 
 class FeedbackOut(Schema):
