@@ -470,8 +470,9 @@ def test_segment_list_and_customer_page_queries_do_not_grow_with_the_rows(
     # customers
     with django_assert_num_queries(6):
         assert staff_client.get(link).status_code == 200
-    # and the customer page adds the customer's row in the latest run to its twelve, and the
-    # consent panel its current consents and their history, the user's roles and the audit
-    # event of the unmasked read
-    with django_assert_num_queries(17):
+    # and the customer page adds the customer's row in the latest run to its twelve, the
+    # recommendation panel's consent read, the consent panel its current consents and their
+    # history, the data subject request panel the customer's requests, the user's roles and
+    # the audit event of the unmasked read
+    with django_assert_num_queries(19):
         assert staff_client.get(f"/customers/{external_id}/").status_code == 200

@@ -308,10 +308,12 @@ def test_customer_page_queries_do_not_grow_with_orders_and_lines(
     staff_client: Client, small_shop: SmallShop, django_assert_num_queries: Any
 ) -> None:
     # when / then: session, user, customer, orders, lines with products, refunds, lifetime
-    # totals, the latest analysis run, events, identities, the loyalty programme, the latest
-    # recommendation training, the consent state and history, the user's roles and the audit
-    # event of the unmasked read: the same sixteen however many orders and lines there are
-    with django_assert_num_queries(16):
+    # totals, the latest analysis run, events, identities, the loyalty programme, the
+    # personalisation consent and the latest recommendation training with the stored list,
+    # the consent state and history, the customer's data subject requests, the user's roles
+    # and the audit event of the unmasked read: the same eighteen however many orders and
+    # lines there are
+    with django_assert_num_queries(18):
         assert staff_client.get("/customers/C-0001/").status_code == 200
 
 
