@@ -172,6 +172,10 @@ def sqlite_file_copy_of_the_test_database(folder: Path) -> Iterator[None]:
     connection.ensure_connection()
     target = sqlite3.connect(path)
     connection.connection.backup(target)
+    # The copy starts in rollback-journal mode; switching to WAL needs the file to itself,
+    # so done here once: otherwise the workers' own `PRAGMA journal_mode=WAL` (settings'
+    # init_command) race to switch it and one fails at once with "database is locked".
+    target.execute("PRAGMA journal_mode=WAL")
     target.close()
     database = connections.settings[DEFAULT_DB_ALIAS]
     test_name = database["NAME"]
